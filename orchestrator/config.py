@@ -38,6 +38,9 @@ class ReasonConfig(BaseModel):
     """Verify a well-rewarded answer before accepting it."""
     tools: bool = False
     """Let the model run Python in the sandbox mid-thought."""
+    native_tools: bool = True
+    """Offer the interpreter as a native tool (function calling) to models whose provider has it; off, or
+    for models without it, the model writes ```python fences that we run (every model can do that)."""
     sandbox: str = "local"
     """Sandbox backend for tools: `local` (bubblewrap), `local-unsafe` (limits only) or `e2b`."""
     temperature: float | None = None

@@ -76,7 +76,7 @@ def next_state(state: State, step: Step, run: Run) -> State:
     if state == State.BACKTRACK:
         return State.THINK
     if state == State.VERIFY:
-        return State.ANSWER if step.verdict else State.LESSON
+        return State.LESSON if step.verdict is False else State.ANSWER  # None: could not be checked
     if state == State.LESSON:
         if not run.retrying:
             return State.ANSWER

@@ -17,6 +17,7 @@ from orchestrator.config import ReasonConfig
 from orchestrator.ledger import Budget, Ledger
 from orchestrator.models.base import ChatModel, Message
 from orchestrator.prompting import render
+from orchestrator.tools.python_tool import PYTHON_TOOL
 from orchestrator.trajectory import Call, Step, Trajectory
 
 EventHandler = Callable[[str, Any], None]  # ("step", Step) | ("token", str) | ("stop", Run)
@@ -79,6 +80,11 @@ class Run:
         return self.kind in ("math", "choice", "code", "game24")
 
     @property
+    def native_tools(self) -> bool:
+        """Whether the interpreter is offered through the provider's tool calling (else: fenced code)."""
+        return self.sandbox is not None and self.config.native_tools and bool(self.model.supports_tools)
+
+    @property
     def live_steps(self) -> list[Step]:
         return [s for s in self.trajectory.steps if s.attempt == self.attempt and not s.abandoned]
 
@@ -93,10 +99,15 @@ class Run:
     def render(self, name: str, **variables: Any) -> str:
         return render(name, self.config.prompts_dir, **variables)
 
-    def messages(self, instruction: str) -> list[Message]:
-        """The prompt for the next call: built from the trajectory alone."""
-        system = self.render("system", tools=self.sandbox is not None, custom_system=self.config.system)
+    def messages(self, instruction: str, fresh: bool = False) -> list[Message]:
+        """The prompt for the next call: built from the trajectory alone. `fresh`: the system prompt and the
+        bare question with `instruction`, none of the chain (for a check that must not copy the chain)."""
+        system = self.render("system", tools=self.sandbox is not None, native=self.native_tools,
+                             custom_system=self.config.system)
         messages: list[Message] = [{"role": "system", "content": system}]
+        if fresh:
+            question = self.render("question", question=self.question, lessons=[])
+            return [*messages, {"role": "user", "content": f"{question}\n\n{instruction}"}]
         user = self.render("question", question=self.question, lessons=self.lessons)
         for step in self.live_steps:
             if step.kind == "format_error":
@@ -104,31 +115,29 @@ class Run:
             if step.instruction:
                 user = f"{user}\n\n{step.instruction}" if user else step.instruction
             if step.calls:
-                messages += [{"role": "user", "content": user}, {"role": "assistant", "content": step.text}]
+                messages += [{"role": "user", "content": user}, _assistant(step)]
                 user = ""
+            if step.kind == "act" and step.tool_call_id:  # the answer to a native call is a tool message
+                messages.append({"role": "tool", "tool_call_id": step.tool_call_id, "content": step.observation})
         user = f"{user}\n\n{instruction}" if user else instruction
         messages.append({"role": "user", "content": user})
         return messages
 
-    def ask(self, instruction: str, phase: str, max_tokens: int) -> tuple[str, Call]:
-        """One model call, checked against the budget first and recorded in the ledger."""
-        messages = self.messages(instruction)
+    def ask(self, instruction: str, phase: str, max_tokens: int, fresh: bool = False,
+            tools: bool = False) -> tuple[str, Call]:
+        """One model call, checked against the budget first and recorded in the ledger. `tools`: offer the
+        interpreter as a native tool (when the model has tool calling); its calls are in `Call.tool_calls`."""
+        messages = self.messages(instruction, fresh)
+        extra = {"tools": [PYTHON_TOOL]} if tools and self.native_tools else {}
         seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
         on_token = (lambda t: self.emit("token", t)) if self.stream_tokens and phase == "think" else None
         with self.ledger.reserve(self.budget):  # chains running at once count each other's calls in flight
             completion = self.model.complete(
                 messages, on_token=on_token, sample_index=self.sample, max_tokens=max_tokens,
-                temperature=self.temperature(), seed=seed,
+                temperature=self.temperature(), seed=seed, **extra,
             )
             self.ledger.record(completion, phase)
-        u = completion.usage
-        call = Call(
-            messages=messages, raw_output=completion.text, prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
-            cost_usd=completion.cost_usd, seconds=completion.seconds, finish_reason=completion.finish_reason,
-        )
-        if completion.cached:
-            call.prompt_tokens = call.completion_tokens = 0
+        call = Call.from_completion(messages, completion)
         return completion.text, call
 
     # --- bookkeeping ------------------------------------------------------------------------
@@ -198,3 +207,11 @@ class Run:
             "seconds": time.monotonic() - self.started,
         })
         self.emit("stop", self)
+
+
+def _assistant(step: Step) -> Message:
+    """The assistant turn of a step; a native tool call is sent back with it (the one we ran)."""
+    call = next((c for c in step.calls[-1].tool_calls if c.get("id") == step.tool_call_id), None)
+    if step.tool_call_id and call is not None:
+        return {"role": "assistant", "content": step.text or None, "tool_calls": [call]}
+    return {"role": "assistant", "content": step.text}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from orchestrator import parsing
-from orchestrator.answers import extract_answer
+from orchestrator.answers import extract_answer, same_answer
 from orchestrator.run import Candidate, Run
 from orchestrator.trajectory import Step
 
@@ -49,16 +49,23 @@ def think(run: Run) -> Step:
         answer_hint=ANSWER_HINTS.get(run.kind, "<answer>"),
     )
     instruction = _with_feedback(run, instruction)
-    text, call = run.ask(instruction, "think", max_tokens=run.config.max_tokens_per_call)
+    text, call = run.ask(instruction, "think", max_tokens=run.config.max_tokens_per_call, tools=True)
     run.advice, run.backtracked = None, False
     run.thinks_since_reflect += 1
     step = Step(kind="think", text=text.strip(), instruction=instruction, calls=[call])
-    if not step.text:
+    native = _native_call(call.tool_calls)
+    if isinstance(native, str):
+        run.thinks_since_reflect -= 1
+        return _format_error(run, "think", instruction, text, call, native,
+                             'Call the python tool with one argument, "code": the Python source to run.')
+    if not step.text and native is None:
         run.thinks_since_reflect -= 1
         return _format_error(run, "think", instruction, text, call, "the reply was empty",
                              "Write the next step of your solution.")
-    code = _code(run, step.text)
-    if code is not None:
+    code = _code(run, step.text) if native is None else None
+    if native is not None:
+        step.tool_call_id, step.code = native
+    elif code is not None:
         step.code, step.text = code
     else:
         found = extract_answer(step.text, run.kind)
@@ -93,16 +100,37 @@ def _code(run: Run, text: str) -> tuple[str, str] | None:
     return blocks[0], text[: end + 3] if end >= 0 else text
 
 
+def _native_call(tool_calls: list[dict]) -> tuple[str, str] | str | None:
+    """(call id, code) of the first native `python` call; None without one; a complaint if unreadable."""
+    import json
+
+    for call in tool_calls:
+        fn = call.get("function") or {}
+        if fn.get("name") != "python":
+            continue
+        try:
+            arguments = json.loads(fn.get("arguments") or "{}")
+        except json.JSONDecodeError:
+            return "the arguments of your python call were not valid JSON"
+        code = arguments.get("code") if isinstance(arguments, dict) else None
+        if not isinstance(code, str) or not code.strip():
+            return 'your python call had no "code" argument'
+        return str(call.get("id") or "call_0"), code
+    return "you called a tool other than python" if tool_calls else None
+
+
 def act(run: Run) -> Step:
-    """Run the previous think step's code in the sandbox; the observation is the next user turn."""
-    code = run.live_steps[-1].code or ""
+    """Run the previous think step's code in the sandbox. The output goes back as the next user turn, or as
+    the tool result of a native call (then the user turn only says how many steps are left)."""
+    asked = run.live_steps[-1]
+    code = asked.code or ""
     result = run.sandbox.run(code)
     run.ledger.record_tool(result.duration, "act")
     observation = result.to_observation(4000)
     instruction = run.render("observation", observation=observation, error=bool(result.error),
-                             steps_left=run.steps_left)
+                             steps_left=run.steps_left, native=asked.tool_call_id is not None)
     return Step(kind="act", text=observation, code=code, observation=observation, error=result.error,
-                instruction=instruction, seconds=result.duration)
+                instruction=instruction, seconds=result.duration, tool_call_id=asked.tool_call_id)
 
 
 def reflect(run: Run) -> Step:
@@ -150,6 +178,8 @@ def backtrack(run: Run) -> Step:
 
 def verify(run: Run) -> Step:
     assert run.pending is not None and run.pending.answer is not None
+    if run.sandbox is not None and run.kind == "math":
+        return _verify_by_program(run)
     instruction = _retrying(run) or run.render("verify", answer=run.pending.answer, tools=run.sandbox is not None)
     text, call = run.ask(instruction, "verify", max_tokens=min(640, run.config.max_tokens_per_call))
     verdict = parsing.parse_verdict(text)
@@ -163,6 +193,47 @@ def verify(run: Run) -> Step:
     return step
 
 
+def _verify_by_program(run: Run) -> Step:
+    """Solve again as a program, from the bare question, and compare what it prints with the answer.
+
+    The program sees none of the chain (a check that reads the chain repeats its mistakes) and our code,
+    not the model, compares the two results. Its result also joins the candidates: an independent solution
+    is a vote. A program that fails twice leaves the answer unverified (verdict None) rather than refuted.
+    """
+    from orchestrator.tools.python_tool import extract_code_blocks
+
+    assert run.pending is not None and run.pending.answer is not None
+    complaint = _retrying(run)
+    instruction = run.render("verify_code")
+    instruction = f"{complaint}\n{instruction}" if complaint else instruction
+    text, call = run.ask(instruction, "verify", max_tokens=min(640, run.config.max_tokens_per_call), fresh=True)
+    step = Step(kind="verify", text=text.strip(), instruction=instruction, calls=[call],
+                answer=run.pending.answer, normalized=run.pending.normalized)
+    blocks = extract_code_blocks(text)
+    problem = "your reply had no ```python code block"
+    if blocks:
+        result = run.sandbox.run(blocks[0])
+        run.ledger.record_tool(result.duration, "verify")
+        step.code, step.observation, step.error = blocks[0], result.to_observation(2000), result.error
+        step.seconds = result.duration
+        lines = [line for line in (result.stdout or "").splitlines() if line.strip()]
+        computed = extract_answer(lines[-1], run.kind) if lines and result.error is None else None
+        if computed is not None:
+            step.verdict = same_answer(computed.text, run.pending.answer, run.kind)
+            verb = "matches" if step.verdict else "does not match"
+            step.observation += f"\n[check] the program's result {computed.text} {verb} the answer {step.answer}"
+            if not step.verdict:
+                run.candidates.append(Candidate(computed.text, computed.normalized, None, None, run.attempt))
+        else:
+            problem = f"your program failed: {result.error}" if result.error else "your program printed no result"
+    if step.verdict is None and not complaint:
+        return _format_error(run, "verify", instruction, text, call, problem,
+                             "Reply with one ```python block that computes the result and prints it.")
+    _remember(run, run.pending, verified=step.verdict)
+    run.pending = None
+    return step
+
+
 def _remember(run: Run, step: Step, verified: bool | None) -> None:
     assert step.answer is not None and step.normalized is not None
     run.candidates.append(Candidate(step.answer, step.normalized, step.reward, verified, run.attempt))
@@ -171,7 +242,13 @@ def _remember(run: Run, step: Step, verified: bool | None) -> None:
 def lesson(run: Run) -> Step:
     """The attempt failed: ask for a lesson, keep it as data, start the next attempt if one is left."""
     last = [s for s in run.live_steps if s.kind in ("verify", "reflect")][-1:]
-    why = "verification failed" if last and last[0].kind == "verify" else "the reasoning was judged wrong"
+    why = "the reasoning was judged wrong"
+    if last and last[0].kind == "verify":
+        check = last[0]
+        why = "verification failed"
+        found = [line for line in (check.observation or "").splitlines() if line.startswith("[check] ")]
+        if found:  # name the disagreement: it is the most useful thing the lesson can carry
+            why = f"verification failed: solved again as a Python program, {found[-1][8:]}"
     instruction = run.render("lesson", why=why)
     text, call = run.ask(instruction, "lesson", max_tokens=128)
     learned = parsing.parse_lesson(text) or text.strip()[:400]

@@ -33,6 +33,18 @@ class Call:
     cost_usd: float
     seconds: float
     finish_reason: str = "stop"
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # native tool calls (OpenAI style)
+
+    @classmethod
+    def from_completion(cls, messages: list[dict[str, Any]], completion: Any) -> Call:
+        """The record of `completion`; a reply served from the disk cache cost no tokens this time."""
+        u, cached = completion.usage, completion.cached
+        return cls(
+            messages=messages, raw_output=completion.text, prompt_tokens=0 if cached else u.prompt_tokens,
+            completion_tokens=0 if cached else u.completion_tokens, cached_tokens=u.cached_tokens,
+            cost_usd=completion.cost_usd, seconds=completion.seconds, finish_reason=completion.finish_reason,
+            tool_calls=list(completion.tool_calls or []),
+        )
 
 
 @dataclass
@@ -49,6 +61,7 @@ class Step:
     normalized: str | None = None
     verdict: bool | None = None
     code: str | None = None
+    tool_call_id: str | None = None  # set when the code came as a native tool call (its result goes back as one)
     observation: str | None = None
     error: str | None = None
     abandoned: bool = False

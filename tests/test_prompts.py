@@ -10,17 +10,18 @@ from orchestrator.errors import ConfigError
 from orchestrator.prompting import TEMPLATES, render
 
 VARIABLES = {
-    "system": {"tools": True, "custom_system": "Be brief."},
+    "system": {"tools": True, "native": False, "custom_system": "Be brief."},
     "question": {"question": "What is 2+2?", "lessons": ["Check units."]},
     "plan": {},
     "think": {"first": True, "steps_left": 3, "advice": "recheck step 2", "backtrack": True, "answer_hint": "<n>"},
     "reflect": {"final": True},
     "verify": {"answer": "4", "tools": False},
     "lesson": {"why": "verification failed"},
-    "observation": {"observation": "4", "error": False, "steps_left": 5},
+    "observation": {"observation": "4", "error": False, "steps_left": 5, "native": False},
     "format_error": {"problem": "no reward found", "expected": "End with Reward: X."},
     "judge": {"solution": "Step 1: 2 + 2 = 4.", "answer": "4"},
     "check": {"answer": "4"},
+    "verify_code": {},
 }
 
 
@@ -40,8 +41,11 @@ def test_rendered_content_uses_the_variables():
     assert "Check units." in render("question", **VARIABLES["question"])
     think = render("think", **VARIABLES["think"])
     assert "3 steps left" in think and "recheck step 2" in think and "different approach" in think
-    assert "```python" in render("system", tools=True, custom_system=None)
-    assert "```python" not in render("system", tools=False, custom_system=None)
+    assert "```python" in render("system", tools=True, native=False, custom_system=None)
+    assert "python tool" in render("system", tools=True, native=True, custom_system=None)
+    assert "```python" not in render("system", tools=True, native=True, custom_system=None)
+    assert "```python" not in render("system", tools=False, native=False, custom_system=None)
+    assert "output: 4" not in render("observation", observation="output: 4", error=False, steps_left=2, native=True)
 
 
 def test_missing_variable_is_a_clear_error():

@@ -1,8 +1,10 @@
 """Deterministic models for tests and replays, shipped in the package.
 
 `ScriptedModel` answers from a script: a list of replies (strings, or functions of the messages), or a
-function of the messages alone. `ReplayModel` answers with the raw outputs recorded in a trajectory, so a
-saved run can be re-driven offline through the real state machine.
+function of the messages alone. A reply may also be a dict `{"content": str, "tool_calls": [...]}`
+(OpenAI-style tool calls; set `supports_tools=True` to stand in for a provider with native tool calling).
+`ReplayModel` answers with the raw outputs (and tool calls) recorded in a trajectory, so a saved run can be
+re-driven offline through the real state machine.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
-Reply = str | Callable[[list[Message]], str]
+Reply = str | dict[str, Any] | Callable[[list[Message]], str | dict[str, Any]]
 
 
 def count_tokens(text: str) -> int:
@@ -33,16 +36,18 @@ class ScriptedModel(ChatModel):
 
     def __init__(
         self,
-        script: Sequence[Reply] | Callable[[list[Message]], str],
+        script: Sequence[Reply] | Callable[[list[Message]], str | dict[str, Any]],
         name: str = "fake/scripted",
         latency: float = 0.0,
         usd_per_token: float = 0.0,
         repeat_last: bool = False,
         context_window: int | None = 32768,
         options: CallOptions | None = None,
+        supports_tools: bool = False,
     ) -> None:
         super().__init__(options)
         self.name = name
+        self.supports_tools = supports_tools
         self.script = script
         self.latency = latency
         self.usd_per_token = usd_per_token
@@ -53,7 +58,7 @@ class ScriptedModel(ChatModel):
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def _next_reply(self, messages: list[Message]) -> str:
+    def _next_reply(self, messages: list[Message]) -> str | dict[str, Any]:
         with self._lock:
             index = len(self.calls)
             self.calls.append(messages)
@@ -76,14 +81,18 @@ class ScriptedModel(ChatModel):
             self.active -= 1
 
     def _reply(self, messages: list[Message], options: CallOptions) -> Completion:
-        text = self._next_reply(messages)
+        reply = self._next_reply(messages)
+        text, tool_calls = (reply.get("content") or "", reply.get("tool_calls") or []) if isinstance(reply, dict) \
+            else (reply, [])
         if options.stop:
             cut = [text.find(s) for s in options.stop if s and text.find(s) >= 0]
             if cut:
                 text = text[: min(cut)]
         prompt = sum(count_tokens(str(m.get("content") or "")) for m in messages)
         usage = Usage(prompt_tokens=prompt, completion_tokens=count_tokens(text))
-        return Completion(text=text, model=self.name, usage=usage, raw={"text": text})
+        finish = "tool_calls" if tool_calls else "stop"
+        return Completion(text=text, model=self.name, finish_reason=finish, usage=usage, tool_calls=tool_calls,
+                          raw={"text": text})
 
     def _complete(self, messages: list[Message], options: CallOptions) -> Completion:
         self._enter()
@@ -112,7 +121,8 @@ class ReplayModel(ScriptedModel):
     """Replays the raw model outputs of a saved trajectory (JSONL), in the order they were produced."""
 
     def __init__(self, trajectory: str | Path, options: CallOptions | None = None) -> None:
-        outputs: list[str] = []
+        outputs: list[Reply] = []
+        tools = False
         name = "fake/replay"
         for line in Path(trajectory).read_text().splitlines():
             if not line.strip():
@@ -121,5 +131,9 @@ class ReplayModel(ScriptedModel):
             if record.get("type") == "header":
                 name = f"replay/{record.get('model', 'unknown')}"
             for call in record.get("calls", []):
-                outputs.append(call["raw_output"])
-        super().__init__(outputs, name=name, options=options)
+                if call.get("tool_calls"):
+                    tools = True
+                    outputs.append({"content": call["raw_output"], "tool_calls": call["tool_calls"]})
+                else:
+                    outputs.append(call["raw_output"])
+        super().__init__(outputs, name=name, options=options, supports_tools=tools)

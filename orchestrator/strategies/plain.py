@@ -19,8 +19,7 @@ def solve(ctx: StrategyContext) -> Outcome:
         c = ctx.model.complete(messages, max_tokens=ctx.config.max_tokens_per_call,
                                temperature=ctx.config.temperature, seed=ctx.config.seed)
         ctx.ledger.record(c, "think")
-        call = Call(messages, c.text, c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens,
-                    c.cost_usd, c.seconds, c.finish_reason)
+        call = Call.from_completion(messages, c)
         step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
         found = extract_answer(c.text, ctx.kind)
         if found is not None:
