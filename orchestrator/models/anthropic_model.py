@@ -7,16 +7,15 @@ parameter, consecutive same-role messages merge, tool results become `tool_resul
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import MissingDependency
 from orchestrator.keys import get_key
-from orchestrator.models import pricing, retry
-from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
+from orchestrator.models import retry
+from orchestrator.models.base import CallOptions, Completion, Message, Usage
+from orchestrator.models.remote import RemoteModel
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
@@ -89,37 +88,25 @@ def tools_to_anthropic(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicModel(ChatModel):
+class AnthropicModel(RemoteModel):
     """Claude models with native tool calling and prompt-cache accounting."""
 
     supports_tools = True
+    client_classes = ("Anthropic", "AsyncAnthropic")
 
     def __init__(
         self,
         name: str,
         options: CallOptions | None = None,
+        *,
         api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 600.0,
-        max_retries: int | None = None,
-        retry_policy: retry.RetryPolicy | None = None,
         max_tokens: int = 4096,
-        context_window: int | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(options)
-        self.name = name
-        self.model = name.split("/", 1)[-1]
-        self.api_key = get_key("anthropic", api_key)
-        self.base_url = base_url
-        self.timeout = timeout
-        self.retry = retry_policy or retry.RetryPolicy()
-        if max_retries is not None:
-            self.retry.attempts = max_retries + 1
-        self.max_tokens = max_tokens
-        self.context_window = context_window or pricing.context_window(self.model)
-        self._sync: Any = None
-        self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
-        self._lock = threading.Lock()
+        """`settings`: the rest of `RemoteModel`'s keywords (base_url, timeout, max_retries, ...)."""
+        model = name.split("/", 1)[-1]
+        super().__init__(name, options, model=model, api_key=get_key("anthropic", api_key), **settings)
+        self.max_tokens = max_tokens  # the API requires one; a call's `max_tokens` overrides it
 
     def _make(self, cls_name: str) -> Any:
         try:
@@ -128,19 +115,6 @@ class AnthropicModel(ChatModel):
             raise MissingDependency("this model needs `pip install anthropic`") from None
         cls = getattr(anthropic, cls_name)
         return cls(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
-
-    def _client(self) -> Any:
-        with self._lock:
-            if self._sync is None:
-                self._sync = self._make("Anthropic")
-            return self._sync
-
-    def _aclient(self) -> Any:
-        loop = asyncio.get_running_loop()  # an async client's connections belong to one loop
-        with self._lock:
-            if self._async is None or self._async[0] is not loop:
-                self._async = (loop, self._make("AsyncAnthropic"))
-            return self._async[1]
 
     def _request(self, messages: list[Message], options: CallOptions) -> dict[str, Any]:
         system, converted = to_anthropic(messages)
@@ -205,12 +179,3 @@ class AnthropicModel(ChatModel):
                 return stream.get_final_message()
 
         return self._completion(retry.call(run, self.retry, [self.api_key]))
-
-    def cost(self, usage: Usage) -> float:
-        return pricing.cost(self.model, usage)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._sync is not None:
-                self._sync.close()
-            self._sync, self._async = None, None

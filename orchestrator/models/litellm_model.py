@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 from orchestrator.errors import ConfigError, MissingDependency
 from orchestrator.keys import get_key
 from orchestrator.models import pricing, retry
-from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
+from orchestrator.models.base import CallOptions, Completion, Message
 from orchestrator.models.openai_compat import usage_of
+from orchestrator.models.remote import RemoteModel
 
 
 def load_litellm() -> Any:
@@ -50,53 +50,43 @@ def read_router_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
-class LiteLLMModel(ChatModel):
+def deployment_model(config: dict[str, Any] | None, group: str) -> str:
+    """The litellm model behind a Router group (its first deployment), for prices; `group` itself outside
+    a Router."""
+    deployments = [d for d in (config or {}).get("model_list", []) if d.get("model_name") == group]
+    return deployments[0].get("litellm_params", {}).get("model", group) if deployments else group
+
+
+class LiteLLMModel(RemoteModel):
     """Any model litellm knows, or a litellm Router over several deployments."""
 
     def __init__(
         self,
         name: str,
         options: CallOptions | None = None,
+        *,
         api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float = 600.0,
-        max_retries: int | None = None,
-        retry_policy: retry.RetryPolicy | None = None,
         router_config: str | Path | None = None,
-        context_window: int | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(options)
-        self.name = name
-        self.model = name
-        self.router_settings: dict[str, Any] | None = None
+        """`settings`: the rest of `RemoteModel`'s keywords (base_url, timeout, max_retries, ...)."""
+        model, config = name, None
         if name.startswith("router/") or router_config is not None:
             path, _, group = (str(router_config) if router_config else name.split("/", 1)[1]).partition("#")
             config = read_router_config(path)
-            self.router_settings = config
-            self.model = group or config["model_list"][0]["model_name"]
-        provider = name.split("/", 1)[0] if "/" in name and self.router_settings is None else None
+            model = group or config["model_list"][0]["model_name"]
+        provider = name.split("/", 1)[0] if "/" in name and config is None else None
         # A stored or explicit key wins; otherwise litellm finds its own credentials (env, AWS, GCP).
-        self.api_key = get_key(provider, api_key, required=False) if provider else api_key
-        self.base_url = base_url
-        self.timeout = timeout
-        self.retry = retry_policy or retry.RetryPolicy()
-        if max_retries is not None:
-            self.retry.attempts = max_retries + 1
-        known = pricing.entry(self._pricing_name()) or {}
+        api_key = get_key(provider, api_key, required=False) if provider else api_key
+        super().__init__(
+            name, options, model=model, api_key=api_key, pricing_name=deployment_model(config, model), **settings
+        )
+        self.router_settings: dict[str, Any] | None = config
+        known = pricing.entry(self.pricing_name) or {}
         self.supports_tools = bool(known.get("supports_function_calling"))  # unknown: use text tools
-        self.context_window = context_window or pricing.context_window(self._pricing_name())
-        deployments = (self.router_settings or {}).get("model_list", [])
+        deployments = (config or {}).get("model_list", [])
         self.secrets = [self.api_key, *(d.get("litellm_params", {}).get("api_key") for d in deployments)]
         self._router: Any = None
-        self._lock = threading.Lock()
-
-    def _pricing_name(self) -> str:
-        if self.router_settings is None:
-            return self.model
-        deployments = [d for d in self.router_settings["model_list"] if d.get("model_name") == self.model]
-        return (
-            deployments[0].get("litellm_params", {}).get("model", self.model) if deployments else self.model
-        )
 
     def _backend(self) -> Any:
         """The litellm module, or the Router built on first use."""
@@ -173,6 +163,3 @@ class LiteLLMModel(ChatModel):
             return load_litellm().stream_chunk_builder(chunks, messages=messages)
 
         return self._completion(retry.call(run, self.retry, self.secrets))
-
-    def cost(self, usage: Usage) -> float:
-        return pricing.cost(self._pricing_name(), usage)

@@ -7,16 +7,15 @@ The SDK's own retries are off; `retry.py` does them. `openai` is imported only w
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import ConfigError, MissingDependency, MissingKey, ProviderError
 from orchestrator.keys import config_dir, get_key
-from orchestrator.models import pricing, retry
-from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
+from orchestrator.models import retry
+from orchestrator.models.base import CallOptions, Completion, Message, Usage
+from orchestrator.models.remote import RemoteModel
 
 
 def read_config() -> dict[str, Any]:
@@ -53,53 +52,44 @@ def usage_of(u: Any) -> Usage:
     return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached, reasoning)
 
 
-class OpenAIModel(ChatModel):
+class OpenAIModel(RemoteModel):
     """Chat completions from OpenAI or an OpenAI-compatible server, with native tool calling."""
 
     supports_tools = True
+    client_classes = ("OpenAI", "AsyncOpenAI")
 
     def __init__(
         self,
         name: str,
         options: CallOptions | None = None,
+        *,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = 600.0,
-        max_retries: int | None = None,
-        retry_policy: retry.RetryPolicy | None = None,
         pricing_name: str | None = None,
-        context_window: int | None = None,
         headers: dict[str, str] | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(options)
-        self.name = name
+        """`settings`: the rest of `RemoteModel`'s keywords (timeout, max_retries, retry_policy, ...)."""
         if name.startswith(("http://", "https://")):
             url, _, model = name.partition("#")
-            self.base_url, self.model = base_url or url, model or "default"
-            self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
+            base_url, model = base_url or url, model or "default"
+            api_key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
         elif name.startswith("endpoint/"):
             table = endpoint(name.split("/", 1)[1])
-            self.base_url, self.model = base_url or table["base_url"], table.get("model", "default")
+            base_url, model = base_url or table["base_url"], table.get("model", "default")
             var = table.get("api_key_env")
-            self.api_key = api_key or (os.environ.get(var) if var else None) or "none"
-            if var and self.api_key == "none":
+            api_key = api_key or (os.environ.get(var) if var else None) or "none"
+            if var and api_key == "none":
                 raise MissingKey(f"endpoint {name!r} needs a key: `export {var}=...`")
         else:
-            self.base_url, self.model = base_url, name.split("/", 1)[-1]
-            self.api_key = get_key("openai", api_key)
+            model = name.split("/", 1)[-1]
+            api_key = get_key("openai", api_key)
+        super().__init__(
+            name, options, model=model, api_key=api_key, base_url=base_url, pricing_name=pricing_name, **settings
+        )
         self.official = self.base_url is None or "api.openai.com" in self.base_url
-        self.timeout = timeout
-        self.retry = retry_policy or retry.RetryPolicy()
-        if max_retries is not None:
-            self.retry.attempts = max_retries + 1
-        self.pricing_name = pricing_name or self.model
-        self.context_window = context_window or pricing.context_window(self.pricing_name)
         self.headers = headers
-        self._sync: Any = None
-        self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
-        self._lock = threading.Lock()
 
-    # --- clients ------------------------------------------------------------------------------
     def _make(self, cls_name: str) -> Any:
         try:
             import openai
@@ -113,20 +103,6 @@ class OpenAIModel(ChatModel):
             max_retries=0,
             default_headers=self.headers,
         )
-
-    def _client(self) -> Any:
-        with self._lock:
-            if self._sync is None:
-                self._sync = self._make("OpenAI")
-            return self._sync
-
-    def _aclient(self) -> Any:
-        # An async client's connections belong to one event loop: make one per loop.
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._async is None or self._async[0] is not loop:
-                self._async = (loop, self._make("AsyncOpenAI"))
-            return self._async[1]
 
     # --- requests -----------------------------------------------------------------------------
     def _request(self, messages: list[Message], options: CallOptions) -> dict[str, Any]:
@@ -199,15 +175,6 @@ class OpenAIModel(ChatModel):
             )
 
         return retry.call(run, self.retry, [self.api_key])
-
-    def cost(self, usage: Usage) -> float:
-        return pricing.cost(self.pricing_name, usage)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._sync is not None:
-                self._sync.close()
-            self._sync, self._async = None, None
 
 
 def _merge_tool_delta(calls: dict[int, dict[str, Any]], delta: Any) -> None:

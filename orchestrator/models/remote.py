@@ -1,0 +1,74 @@
+"""What the remote adapters (OpenAI, Anthropic, litellm) share, so that each keeps only its SDK's calls:
+the connection settings, the retry policy, the context window and price lookup, and the SDK clients."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from orchestrator.models import pricing, retry
+from orchestrator.models.base import CallOptions, ChatModel, Usage
+
+
+class RemoteModel(ChatModel):
+    """A model behind an HTTP API. `retry.py` retries its calls (the SDKs' own retries stay off). SDK clients
+    are built on first use, so that importing an adapter never imports its SDK."""
+
+    client_classes: tuple[str, str] = ("", "")  # the SDK's sync and async client classes, for `_make`
+
+    def __init__(
+        self,
+        name: str,
+        options: CallOptions | None = None,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 600.0,
+        max_retries: int | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
+        context_window: int | None = None,
+        pricing_name: str | None = None,
+    ) -> None:
+        """`max_retries` N means N + 1 attempts; `pricing_name` (default `model`) finds prices and the
+        context window in the price map."""
+        super().__init__(options)
+        self.name, self.model, self.api_key, self.base_url = name, model, api_key, base_url
+        self.timeout = timeout
+        self.retry = retry_policy or retry.RetryPolicy()
+        if max_retries is not None:
+            self.retry.attempts = max_retries + 1
+        self.pricing_name = pricing_name or model
+        self.context_window = context_window or pricing.context_window(self.pricing_name)
+        self._sync: Any = None
+        self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._lock = threading.Lock()
+
+    # --- clients ------------------------------------------------------------------------------
+    def _make(self, cls_name: str) -> Any:
+        """A new client of the SDK class `cls_name` (one of `client_classes`); the SDK is imported here."""
+        raise NotImplementedError
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._sync is None:
+                self._sync = self._make(self.client_classes[0])
+            return self._sync
+
+    def _aclient(self) -> Any:
+        # An async client's connections belong to one event loop: make one per loop.
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._async is None or self._async[0] is not loop:
+                self._async = (loop, self._make(self.client_classes[1]))
+            return self._async[1]
+
+    def cost(self, usage: Usage) -> float:
+        return pricing.cost(self.pricing_name, usage)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sync is not None:
+                self._sync.close()
+            self._sync, self._async = None, None
