@@ -23,6 +23,24 @@ from orchestrator.strategies import StrategyContext, get_strategy
 from orchestrator.trajectory import Step, default_runs_dir
 
 
+class Cancelled(KeyboardInterrupt):
+    """A solve given up by its caller (a client that disconnected). A KeyboardInterrupt, as Ctrl-C is, so no
+    `except Exception` swallows it and the state machine closes the trajectory with `interrupted`."""
+
+
+def _cancellable(cancel: threading.Event, on_event: EventHandler | None) -> EventHandler:
+    """`on_event`, but raising `Cancelled` at the first step after `cancel` is set: between two model calls,
+    so none is cut off and no new one starts."""
+
+    def handle(kind: str, payload: Any) -> None:
+        if kind == "step" and cancel.is_set():
+            raise Cancelled("the solve was cancelled")
+        if on_event is not None:
+            on_event(kind, payload)
+
+    return handle
+
+
 @dataclass
 class Result:
     """What a solve returns: the answer, how it was reached, what it cost, and where the trajectory is."""
@@ -123,9 +141,14 @@ class Reasoner:
                 )
         return question
 
-    def solve(self, question: str, on_event: EventHandler | None = None) -> Result:
-        """Answer one question with the configured strategy and budget."""
+    def solve(self, question: str, on_event: EventHandler | None = None,
+              cancel: threading.Event | None = None) -> Result:
+        """Answer one question with the configured strategy and budget. Setting `cancel` (from another
+        thread) stops the solve at its next step with `Cancelled`; the trajectory ends `interrupted`."""
         question = self._check_question(question)
+        on_event = on_event or self.on_event
+        if cancel is not None:
+            on_event = _cancellable(cancel, on_event)
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
         ledger = Ledger()
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -137,7 +160,7 @@ class Reasoner:
         ctx = StrategyContext(
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,
             ledger=ledger, header=header, trajectory_dir=folder, single_file=self.strategy in ("chain", "plain"),
-            make_sandbox=self._sandbox_factory(), on_event=on_event or self.on_event,
+            make_sandbox=self._sandbox_factory(), on_event=on_event,
             stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.strategy_options,
         )
         start = time.monotonic()
@@ -163,15 +186,15 @@ class Reasoner:
         """The async twin of `solve` (runs it in a worker thread)."""
         return await asyncio.to_thread(self.solve, question, on_event)
 
-    def stream(self, question: str) -> Iterator[tuple[str, Any]]:
+    def stream(self, question: str, cancel: threading.Event | None = None) -> Iterator[tuple[str, Any]]:
         """Yield `("step", Step)` (and `("token", str)` with stream_tokens) as they happen, then
-        `("result", Result)`. Errors are raised in the caller's thread."""
+        `("result", Result)`. Errors are raised in the caller's thread. `cancel`: as in `solve`."""
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                box["result"] = self.solve(question, on_event=lambda k, p: events.put((k, p)))
+                box["result"] = self.solve(question, on_event=lambda k, p: events.put((k, p)), cancel=cancel)
             except BaseException as e:  # noqa: BLE001 - handed to the consumer's thread and re-raised there
                 box["error"] = e
             finally:

@@ -11,12 +11,15 @@ turns are given as context; system messages become `ReasonConfig.system`. `extra
 (`max_tokens_budget`, `max_usd`, `max_seconds`, `max_calls`), `strategy_options` and the config knobs in
 `CONFIG_KEYS`; `reasoning: true` (or `include_reasoning`) returns the steps in `message.reasoning_content`.
 Usage is reported like o1: every generated token was spent reasoning, so `reasoning_tokens` equals
-`completion_tokens`. Blocking solves run in a thread pool, so concurrent requests work.
+`completion_tokens`. Blocking solves run in a thread pool, so concurrent requests work. A client that
+disconnects (streaming or not) cancels its solve: it stops at its next step, no further model call is made,
+and its trajectory ends with the stop reason `interrupted`.
 References: the OpenAI chat completions API; vLLM's and OpenRouter's `reasoning_content` field.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import threading
@@ -33,13 +36,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from orchestrator.config import ReasonConfig
 from orchestrator.errors import ConfigError, ContextLengthExceeded, MissingDependency, MissingKey
 from orchestrator.errors import ModelUnavailable, ProviderError, ReasonError
 from orchestrator.ledger import Budget
 from orchestrator.models import DEFAULT_MODEL, ChatModel, get_model, provider_of
-from orchestrator.reasoner import Reasoner, Result
+from orchestrator.reasoner import Cancelled, Reasoner, Result
 from orchestrator.strategies import STRATEGIES
 from orchestrator.trajectory import Step
 
@@ -121,6 +125,32 @@ def usage(result: Result) -> dict[str, Any]:
 def finish_reason(result: Result) -> str:
     """`length` when a budget or the step limit ended the run without an answer."""
     return "length" if result.answer is None and result.stop_reason.startswith(("budget", "step")) else "stop"
+
+
+async def watch_disconnect(request: Request, cancel: threading.Event) -> None:
+    """Set `cancel` when the client goes away. The body is read by then, so the next ASGI message can only
+    be the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    cancel.set()
+
+
+class SolveStream(StreamingResponse):
+    """The SSE response of a solve, which it cancels if the client disconnects mid-answer."""
+
+    def __init__(self, content: AsyncIterator[str], cancel: threading.Event) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self.cancel = cancel
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        await super().listen_for_disconnect(receive)
+        self.cancel.set()  # now, not when the body iterator returns: it waits (shielded) for the next step
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.cancel.set()  # however the response ended (ASGI 2.4 reports a disconnect as OSError)
 
 
 class ReasonAPI:
@@ -223,20 +253,25 @@ class ReasonAPI:
         except ReasonError as e:
             raise api_error(e) from None
         reasoning = bool(body.get("reasoning") or body.get("include_reasoning"))
+        cancel = threading.Event()  # set once the client is gone: the solve stops at its next step
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = self.events(reasoner, question, body["model"], reasoning, include_usage)
-            return StreamingResponse(events, media_type="text/event-stream")
+            events = self.events(reasoner, question, body["model"], reasoning, include_usage, cancel)
+            return SolveStream(events, cancel)
+        watcher = asyncio.ensure_future(watch_disconnect(request, cancel))
         try:
-            result = await run_in_threadpool(reasoner.solve, question)
+            result = await run_in_threadpool(reasoner.solve, question, cancel=cancel)
+        except Cancelled:
+            return Response(status_code=499)  # nginx's "client closed request"; nobody will read it
         except ReasonError as e:
             raise api_error(e) from None
         finally:
+            watcher.cancel()
             self.release(reasoner)
         return JSONResponse(self.completion(result, body["model"], reasoning))
 
     async def events(self, reasoner: Reasoner, question: str, model: str, reasoning: bool,
-                     include_usage: bool) -> AsyncIterator[str]:
+                     include_usage: bool, cancel: threading.Event) -> AsyncIterator[str]:
         """SSE chunks: the role, the steps as they happen (on request), the answer, the usage, [DONE]."""
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
@@ -247,7 +282,7 @@ class ReasonAPI:
 
         yield chunk({"role": "assistant", "content": ""})
         try:
-            async for kind, payload in iterate_in_threadpool(reasoner.stream(question)):
+            async for kind, payload in iterate_in_threadpool(reasoner.stream(question, cancel)):
                 if kind == "step" and reasoning:
                     yield chunk({"reasoning_content": step_text(payload)})
                 elif kind == "result":
@@ -256,6 +291,8 @@ class ReasonAPI:
             yield chunk({}, finish_reason(result), reason=extras(result))
             if include_usage:
                 yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage(result)})}\n\n"
+        except Cancelled:
+            return  # the client is gone; a KeyboardInterrupt must not reach the event loop
         except Exception as e:  # noqa: BLE001 - the headers are sent: report in-stream, as OpenAI does
             yield f"data: {json.dumps(api_error(e).body())}\n\n"
         finally:

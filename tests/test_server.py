@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,10 +15,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import uvicorn
 from fake_openai_server import serve as fake_upstream
 
 from orchestrator import Reasoner, ScriptedModel, load_trajectory
-from orchestrator.server import ReasonAPI, conversation
+from orchestrator.server import ReasonAPI, conversation, create_app
 
 KEY = "test-server-key-0123456789"
 Q = "What is 2+2?"
@@ -204,6 +206,80 @@ def test_refuses_to_serve_off_loopback_without_a_key():
     done = subprocess.run([str(REASON), "serve", "--host", "0.0.0.0"], capture_output=True, text=True,
                           timeout=60, env=env, check=False)
     assert done.returncode == 2 and "refusing to serve on 0.0.0.0 without --api-key" in done.stderr
+
+
+# A solve that would take 61 calls (about 3 s): 60 think steps, then the answer.
+LONG = [f"Step {i}: still working it out." for i in range(1, 61)] + ["Final answer: 4"]
+LONG_CONFIG = {"max_steps": 60, "reflect": False, "verify": False}
+LATENCY = 0.05
+
+
+@pytest.fixture
+def in_process(tmp_path):
+    """The app on uvicorn in this process (as `reason serve` runs it), so a test can hand it a ScriptedModel
+    and count its calls. Yields (model, url)."""
+    app = create_app(runs_dir=tmp_path)
+    model = ScriptedModel(LONG, latency=LATENCY)
+    app.state.api.models["fake/slow"] = model
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield model, f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def ended_trajectory(runs: Path, timeout: float = 2.0) -> Path:
+    """The one trajectory in `runs`, once it has its end record; long before the uncancelled solve would end."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = list(runs.glob("*.jsonl"))
+        if files and load_trajectory(files[0])[2] is not None:
+            assert len(files) == 1
+            return files[0]
+        time.sleep(0.02)
+    pytest.fail(f"no closed trajectory after {timeout} s: the solve went on after the client left")
+
+
+def assert_cancelled(model: ScriptedModel, path: Path) -> None:
+    """The solve stopped at a step boundary, far short of the script, and recorded why."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]  # every line is whole JSON
+    assert lines[0]["type"] == "header" and lines[-1]["type"] == "end"
+    assert [r["type"] for r in lines[1:-1]] == ["step"] * (len(lines) - 2)
+    _, steps, end = load_trajectory(path)
+    assert end["stop_reason"] == "interrupted"
+    calls = len(model.calls)
+    assert 1 <= calls <= 10 < len(LONG)  # those before the client left and the one in flight, not 61
+    assert len(steps) == calls == end["usage"]["calls"]  # every call made is on record
+    time.sleep(4 * LATENCY)
+    assert len(model.calls) == calls and model.active == 0  # and none was made after the stop
+
+
+def test_a_streaming_client_that_disconnects_cancels_the_solve(in_process, tmp_path):
+    model, url = in_process
+    body = {"model": "reason:chain:fake/slow", "messages": [{"role": "user", "content": Q}], "stream": True,
+            "reasoning": True, **LONG_CONFIG}
+    with httpx.Client(timeout=10) as http, http.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if "reasoning_content" in line:  # the first step: mid-answer, now hang up
+                assert "Step 1: still working it out." in line
+                break
+        else:
+            pytest.fail("the stream ended without a step")
+    assert_cancelled(model, ended_trajectory(tmp_path))
+
+
+def test_a_blocking_client_that_disconnects_cancels_the_solve(in_process, tmp_path):
+    model, url = in_process
+    body = {"model": "reason:chain:fake/slow", "messages": [{"role": "user", "content": Q}], **LONG_CONFIG}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up (and closes the connection) after 0.25 s
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=0.25)
+    assert_cancelled(model, ended_trajectory(tmp_path))
 
 
 @pytest.mark.parametrize(("name", "expected"), [
