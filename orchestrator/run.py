@@ -153,13 +153,16 @@ class Run:
         return step
 
     def best(self) -> Candidate | None:
-        """The answer to return: verified first, then the most agreed-on, then the best rewarded."""
+        """The answer to return: verified first, then the most agreed-on, then one no check refuted, then the
+        best rewarded. (A tie between an answer a program refuted twice and the program's own result, twice,
+        goes to the program: its arithmetic ran, the model's was only rewarded by the model.)"""
         if not self.candidates:
             return None
         votes = Counter(c.normalized for c in self.candidates)
         return max(
             self.candidates,
-            key=lambda c: (bool(c.verified), votes[c.normalized], c.reward or 0.0, -c.attempt),
+            key=lambda c: (c.verified is True, votes[c.normalized], c.verified is not False, c.reward or 0.0,
+                           -c.attempt),
         )
 
     def _salvage(self) -> None:

@@ -151,3 +151,13 @@ def test_native_tools_off_falls_back_to_fenced_code():
     result = Reasoner(model, config=ReasonConfig(tools=True, native_tools=False)).solve(Q)
     assert [s.kind for s in result.steps][:2] == ["think", "act"] and result.steps[0].tool_call_id is None
     assert "```python" in model.calls[0][0]["content"]  # the system prompt teaches the fence protocol
+
+
+def test_a_tie_between_a_refuted_answer_and_the_programs_result_goes_to_the_program():
+    # The model adds 1 + 3 + 0.5 + 1.5 + 2 to 8.5 twice; the independent program prints 8.0 twice.
+    program = "```python\nprint(1 + 3 * 1 + 0.5 + 3 / 2 + 2)\n```"
+    script = ["Final answer: 8.5", "Reward: 1.0", program, "Lesson: add again.",
+              "Final answer: 8.5", "Reward: 1.0", program, "Lesson: add again."]
+    result = Reasoner(ScriptedModel(script), config=ReasonConfig(tools=True)).solve("How many hours in all?")
+    assert [s.verdict for s in result.steps if s.kind == "verify"] == [False, False]
+    assert result.answer == "8.0" and result.normalized == "8"
