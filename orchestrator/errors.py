@@ -31,6 +31,12 @@ class ContextLengthExceeded(ProviderError):
     """The prompt does not fit the model's context window."""
 
 
+class Cancelled(KeyboardInterrupt):
+    """The caller gave the solve up (a client disconnected). Raised before the next model call, never during
+    one. A KeyboardInterrupt, as Ctrl-C is, so no `except Exception` swallows it and the trajectory closes
+    with the stop reason `interrupted`."""
+
+
 class BudgetExceeded(ReasonError):
     """The next call would overrun the budget. `reason` names the exhausted resource."""
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from orchestrator.errors import BudgetExceeded
+from orchestrator.errors import BudgetExceeded, Cancelled
 from orchestrator.models.base import Completion, Usage
 
 
@@ -69,7 +69,8 @@ class Totals:
 class Ledger:
     """Append-only, thread-safe record of calls. One per run; strategies share it across samples."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: threading.Event | None = None) -> None:
+        self.cancel = cancel  # set by the caller to give the solve up: the next call raises `Cancelled`
         self.entries: list[Entry] = []
         self.started = time.monotonic()
         self._lock = threading.Lock()
@@ -80,6 +81,8 @@ class Ledger:
     def reserve(self, budget: Budget) -> Iterator[None]:
         """Check `budget` for one more call, counting the calls other threads have in flight, and hold a place
         for it until it is recorded (so concurrent chains cannot all pass the same last check)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("the solve was cancelled by its caller")
         with self._gate:
             budget.check(self, calls=1 + self.in_flight)
             self.in_flight += 1

@@ -23,24 +23,6 @@ from orchestrator.strategies import StrategyContext, get_strategy
 from orchestrator.trajectory import Step, default_runs_dir
 
 
-class Cancelled(KeyboardInterrupt):
-    """A solve given up by its caller (a client that disconnected). A KeyboardInterrupt, as Ctrl-C is, so no
-    `except Exception` swallows it and the state machine closes the trajectory with `interrupted`."""
-
-
-def _cancellable(cancel: threading.Event, on_event: EventHandler | None) -> EventHandler:
-    """`on_event`, but raising `Cancelled` at the first step after `cancel` is set: between two model calls,
-    so none is cut off and no new one starts."""
-
-    def handle(kind: str, payload: Any) -> None:
-        if kind == "step" and cancel.is_set():
-            raise Cancelled("the solve was cancelled")
-        if on_event is not None:
-            on_event(kind, payload)
-
-    return handle
-
-
 @dataclass
 class Result:
     """What a solve returns: the answer, how it was reached, what it cost, and where the trajectory is."""
@@ -144,13 +126,11 @@ class Reasoner:
     def solve(self, question: str, on_event: EventHandler | None = None,
               cancel: threading.Event | None = None) -> Result:
         """Answer one question with the configured strategy and budget. Setting `cancel` (from another
-        thread) stops the solve at its next step with `Cancelled`; the trajectory ends `interrupted`."""
+        thread) stops the solve before its next model call with `Cancelled`; the trajectory ends `interrupted`."""
         question = self._check_question(question)
         on_event = on_event or self.on_event
-        if cancel is not None:
-            on_event = _cancellable(cancel, on_event)
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
-        ledger = Ledger()
+        ledger = Ledger(cancel=cancel)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = self.runs_dir / f"{stamp}-{uuid.uuid4().hex[:8]}" if self.save_trajectory else None
         header = {

@@ -40,10 +40,10 @@ from starlette.types import Receive, Scope, Send
 
 from orchestrator.config import ReasonConfig
 from orchestrator.errors import ConfigError, ContextLengthExceeded, MissingDependency, MissingKey
-from orchestrator.errors import ModelUnavailable, ProviderError, ReasonError
+from orchestrator.errors import Cancelled, ModelUnavailable, ProviderError, ReasonError
 from orchestrator.ledger import Budget
 from orchestrator.models import DEFAULT_MODEL, ChatModel, get_model, provider_of
-from orchestrator.reasoner import Cancelled, Reasoner, Result
+from orchestrator.reasoner import Reasoner, Result
 from orchestrator.strategies import STRATEGIES
 from orchestrator.trajectory import Step
 

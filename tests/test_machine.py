@@ -187,6 +187,36 @@ def test_ctrl_c_leaves_a_valid_trajectory(tmp_path):
     assert [r["kind"] for r in lines if r["type"] == "step"] == ["plan", "think"]
 
 
+@pytest.mark.parametrize("strategy", ["chain", "vote"])
+def test_cancel_stops_before_the_next_model_call_and_closes_the_trajectory(tmp_path, strategy):
+    from orchestrator.errors import Cancelled
+
+    cancel = threading.Event()
+    model = ScriptedModel(["Step 1: thinking."], repeat_last=True)
+    reasoner = Reasoner(model, strategy=strategy, runs_dir=tmp_path, concurrency=1,
+                        strategy_options={"samples": 5} if strategy == "vote" else {})
+    with pytest.raises(Cancelled) as caught:
+        reasoner.solve(Q, on_event=lambda kind, payload: cancel.set() if kind == "step" else None, cancel=cancel)
+    assert len(model.calls) == 1  # the step after the first call saw the flag; no chain started another
+    path = Path(caught.value.trajectory_path)
+    files = [path] if path.is_file() else sorted(path.glob("*.jsonl"))
+    ends = [json.loads(f.read_text().splitlines()[-1]) for f in files]
+    assert ends and all(e["type"] == "end" and e["stop_reason"] == "interrupted" for e in ends)
+
+
+def test_a_solve_cancelled_before_it_starts_makes_no_call(tmp_path):
+    from orchestrator.errors import Cancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    model = ScriptedModel(["Final answer: 9"])
+    with pytest.raises(Cancelled) as caught:
+        Reasoner(model, strategy="plain", runs_dir=tmp_path).solve(Q, cancel=cancel)
+    assert model.calls == []
+    end = json.loads(Path(caught.value.trajectory_path).read_text().splitlines()[-1])
+    assert end["stop_reason"] == "interrupted"
+
+
 def test_replay_reproduces_a_saved_run_offline():
     script = [PLAN, "Step 1: 17 - 9 = 8.", "Step 2: 8.", "Step 3: 8.", "Wrong.\nReward: 0.1",
               "Final answer: 9", "Reward: 0.9", "Verdict: CORRECT"]

@@ -14,11 +14,11 @@ def solve(ctx: StrategyContext) -> Outcome:
     run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=ctx.config,
               trajectory=ctx.trajectory(0), ledger=ctx.ledger, budget=ctx.budget, on_event=ctx.on_event)
     try:
-        ctx.budget.check(ctx.ledger)
         messages = [{"role": "user", "content": ctx.question}]
-        c = ctx.model.complete(messages, max_tokens=ctx.config.max_tokens_per_call,
-                               temperature=ctx.config.temperature, seed=ctx.config.seed)
-        ctx.ledger.record(c, "think")
+        with ctx.ledger.reserve(ctx.budget):
+            c = ctx.model.complete(messages, max_tokens=ctx.config.max_tokens_per_call,
+                                   temperature=ctx.config.temperature, seed=ctx.config.seed)
+            ctx.ledger.record(c, "think")
         call = Call.from_completion(messages, c)
         step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
         found = extract_answer(c.text, ctx.kind)
@@ -28,6 +28,9 @@ def solve(ctx: StrategyContext) -> Outcome:
         run.stop("answered" if found is not None else "no_answer")
     except BudgetExceeded as e:
         run.stop(f"budget_{e.reason}", str(e))
+    except KeyboardInterrupt:
+        run.stop("interrupted")
+        raise
     finally:
         run.finish()
     return Outcome(answer=run.final, stop_reason=run.stop_reason or "error", runs=[run], error=run.error)
