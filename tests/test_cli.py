@@ -103,7 +103,11 @@ def test_flags_reach_the_run(recorded, tmp_path):
     header = load_trajectory(saved)[0]
     config = header["config"]
     assert (config["max_steps"], config["max_attempts"], config["seed"]) == (7, 3, 5)
-    assert config["system"] == "Be brief."
+    assert config["system"] == "Be brief." and config["native_tools"] is True
+    result = run("-m", f"replay/{recorded}", "-q", "--tool-protocol", "fenced", "--runs-dir", str(tmp_path / "f"), Q)
+    assert result.exit_code == 0
+    [saved] = (tmp_path / "f").glob("*.jsonl")
+    assert load_trajectory(saved)[0]["config"]["native_tools"] is False
     assert header["budget"]["max_usd"] == 0.5
 
 

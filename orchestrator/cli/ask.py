@@ -59,6 +59,9 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--seed", type=int, help="Sampling seed, for backends that accept one.")
 @click.option("--tools/--no-tools", default=None, help="Let the model run Python in the sandbox.")
 @click.option("--sandbox", type=click.Choice(["local", "local-unsafe", "e2b"]), help="Sandbox for --tools.")
+@click.option("--tool-protocol", type=click.Choice(["native", "fenced"]),
+              help="How --tools reaches the model: its provider's tool calling where it has one (native, the "
+                   "default), or ```python fences for every model.")
 @click.option("--cache/--no-cache", default=None, help="Serve repeated identical calls from the disk cache.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), help="Where to write the trajectory.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (answer, usage, steps).")
@@ -92,6 +95,8 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
         ("max_steps", "max_steps"), ("attempts", "max_attempts"), ("kind", "kind"), ("seed", "seed"),
         ("system", "system"), ("prompts_dir", "prompts_dir"),
     ) if flags[flag] is not None})
+    if flags["tool_protocol"] is not None:
+        config.native_tools = flags["tool_protocol"] == "native"
     runs_dir = Path(flags["runs_dir"] or s.runs_dir or default_runs_dir())
     with user_errors():
         chat_model = get_model(model, options=CallOptions(extra=parse_pairs(options)),
