@@ -2,10 +2,13 @@
 
     python benchmarks/local_model.py throughput [--model smollm2-135m] [--runs 3] [--tokens 128]
     python benchmarks/local_model.py prefix [--model smollm2-135m]
+    python benchmarks/local_model.py batch [--model smollm2-135m] [--samples 8] [--tokens 128] [--runs 2]
 
 `throughput` decodes the same prompt greedily with both, interleaved (raw, ours, raw, ours, ...) so that
 background load hits both alike, and prints tokens/s and the ratio (target >= 0.95). `prefix` runs one
 reasoning chain and prints, per model call, the prompt tokens and how many llama.cpp really evaluated.
+`batch` draws N samples of one prompt at temperature 0.7, one call after another vs decoded together
+(`LocalModel.sample`), interleaved, and prints generated tokens per second of each and the speed-up.
 """
 
 from __future__ import annotations
@@ -60,15 +63,38 @@ def prefix(model: str) -> None:
           f"({100 * total_eval / max(1, total_prompt):.0f}%)")
 
 
+def batch(model: str, samples: int, tokens: int, runs: int) -> None:
+    ours = LocalModel(f"local/{model}")
+    llm, _ = ours.llama()
+    seeds = list(range(samples))
+    seq_rates, batch_rates = [], []
+    for _ in range(runs):
+        llm.reset()
+        t = time.perf_counter()
+        done = [ours.complete(PROMPT, max_tokens=tokens, temperature=0.7, seed=s) for s in seeds]
+        seq_rates.append(sum(c.usage.completion_tokens for c in done) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        drawn = ours.sample(PROMPT, seeds, max_tokens=tokens, temperature=0.7)
+        batch_rates.append(sum(c.usage.completion_tokens for c in drawn) / (time.perf_counter() - t))
+    seq, bat = statistics.median(seq_rates), statistics.median(batch_rates)
+    print(f"model={model} samples={samples} max_tokens={tokens} runs={runs} temperature=0.7")
+    print(f"one after another: {seq:.2f} generated tok/s (median; {', '.join(f'{r:.2f}' for r in seq_rates)})")
+    print(f"one batch:         {bat:.2f} generated tok/s (median; {', '.join(f'{r:.2f}' for r in batch_rates)})")
+    print(f"speed-up: {bat / seq:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["throughput", "prefix"])
+    ap.add_argument("what", choices=["throughput", "prefix", "batch"])
+    ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=128)
     args = ap.parse_args()
     if args.what == "throughput":
         throughput(args.model, args.runs, args.tokens)
+    elif args.what == "batch":
+        batch(args.model, args.samples, args.tokens, args.runs)
     else:
         prefix(args.model)
 

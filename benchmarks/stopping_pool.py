@@ -50,6 +50,12 @@ class Metered(ChatModel):
         self.tokens += completion.usage.total_tokens
         return completion
 
+    def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
+        """`inner.sample` (batched for the local model), counting its tokens."""
+        completions = self.inner.sample(messages, seeds, **options)
+        self.tokens += sum(c.usage.total_tokens for c in completions)
+        return completions
+
     def cost(self, usage: Usage) -> float:
         """The inner model's price."""
         return self.inner.cost(usage)
@@ -71,9 +77,10 @@ def write_pool(path: Path, records: list[dict[str, Any]]) -> None:
 def record_pool(
     problems: list[Problem], model: Metered, out: Path, samples: int, strategy: str = "plain",
     temperature: float = 0.7, sample_seed: int = 0, max_tokens: int = 1024,
-    on_sample: Callable[[str], None] = print,
+    on_sample: Callable[[str], None] = print, batch: int = 0,
 ) -> list[dict[str, Any]]:
-    """Sample each problem up to `samples` times, rewriting the pool after each sample; skip what is there."""
+    """Sample each problem up to `samples` times, rewriting the pool after each sample (each batch, with
+    `batch` > 1: `plain` samples drawn together by `model.sample`); skip what is there."""
     pool = {r["id"]: r for r in read_pool(out)} if out.exists() else {}
     ids = {p.id for p in problems}
     order = [p.id for p in problems] + [i for i in pool if i not in ids]
@@ -81,6 +88,11 @@ def record_pool(
     for p in problems:
         rec = pool.setdefault(p.id, {"id": p.id, "gold": p.answer, "answers": [], "tokens": [], "seeds": [],
                                      "model": model.name, "strategy": strategy, "temperature": temperature})
+        if batch > 1 and strategy == "plain":
+            rec.setdefault("sampler", "batch")
+            _record_batches(p, rec, model, samples, temperature, sample_seed, max_tokens, batch,
+                            lambda: write_pool(out, [pool[k] for k in order if k in pool]), on_sample)
+            continue
         for i in range(len(rec["answers"]), samples):
             config = ReasonConfig(temperature=temperature, seed=sample_seed + i, kind=p.kind,
                                   max_tokens_per_call=max_tokens, **overrides)
@@ -95,10 +107,32 @@ def record_pool(
     return [pool[k] for k in order if k in pool]
 
 
+def _record_batches(p: Problem, rec: dict[str, Any], model: Metered, samples: int, temperature: float,
+                    sample_seed: int, max_tokens: int, batch: int, save: Callable[[], None],
+                    on_sample: Callable[[str], None]) -> None:
+    """The missing `plain` samples of one problem, `batch` at a time: the plain strategy's prompt (the question
+    as the only message) and its answer parser."""
+    from orchestrator.answers import extract_answer
+
+    messages: list[Message] = [{"role": "user", "content": p.question}]
+    while len(rec["answers"]) < samples:
+        seeds = [sample_seed + i for i in range(len(rec["answers"]), min(samples, len(rec["answers"]) + batch))]
+        start = time.monotonic()
+        completions = model.sample(messages, seeds, temperature=temperature, max_tokens=max_tokens)
+        for seed, c in zip(seeds, completions, strict=True):
+            found = extract_answer(c.text, p.kind)
+            rec["answers"].append(found.normalized if found else None)
+            rec["tokens"].append(c.usage.total_tokens)
+            rec["seeds"].append(seed)
+        save()
+        on_sample(f"{p.id:<14} samples {seeds[0]}-{seeds[-1]}: {rec['answers'][-len(seeds):]} gold={p.answer} "
+                  f"{sum(c.usage.total_tokens for c in completions)} tok {time.monotonic() - start:.1f}s")
+
+
 def record(args: argparse.Namespace) -> None:
     """The `record` command: the model (through the disk cache) over the dataset sample."""
     inner = get_model(args.model)
-    if args.cache != "off":
+    if args.cache != "off" and args.batch <= 1:  # batched samples are kept in the pool file only
         from orchestrator.models.cache import CachedModel
         from orchestrator.pypi_data import cache_dir
 
@@ -107,7 +141,7 @@ def record(args: argparse.Namespace) -> None:
     try:
         record_pool(load_dataset(args.dataset, limit=args.limit, seed=args.seed), model, Path(args.out),
                     args.samples, args.strategy, args.temperature, args.sample_seed, args.max_tokens,
-                    on_sample=lambda line: print(line, flush=True))
+                    on_sample=lambda line: print(line, flush=True), batch=args.batch)
     finally:
         model.close()
 
@@ -137,6 +171,9 @@ def main() -> None:
     rec.add_argument("--sample-seed", type=int, default=0, help="sample i uses seed sample_seed + i")
     rec.add_argument("--temperature", type=float, default=0.7)
     rec.add_argument("--max-tokens", type=int, default=1024, help="completion cap per call")
+    rec.add_argument("--batch", type=int, default=0,
+                     help="plain only: draw this many samples of a problem together (the local model decodes "
+                          "them in one batch); 0 = one solve each, through the disk cache")
     rec.add_argument("--cache", default="", help="cache folder ('' = the reason cache, 'off' = none)")
     rec.add_argument("--out", default="tests/data/stopping_pool.jsonl")
     rep = sub.add_parser("replay", help="replay stopping rules on a pool")

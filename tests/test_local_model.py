@@ -49,6 +49,23 @@ def test_streaming_yields_the_same_text_as_pieces(smol):
     assert streamed.usage.completion_tokens == plain.usage.completion_tokens
 
 
+def test_samples_decoded_in_one_batch(smol):
+    messages = [{"role": "user", "content": "Write a one-line poem about the sea."}]
+    single = smol.complete(messages, max_tokens=16, temperature=0.0)
+    greedy = smol.sample(messages, [1, 2, 3], max_tokens=16, temperature=0.0)
+    # Same chat template and tokens as a plain call: the same prompt count and first word. (Later greedy
+    # tokens may differ: here "ocean" and "sea" are 0.01 apart in logits, and the two contexts round apart.)
+    assert [c.usage.prompt_tokens for c in greedy] == [single.usage.prompt_tokens] * 3
+    assert greedy[0].text == greedy[1].text == greedy[2].text
+    assert greedy[0].text.split()[:1] == single.text.split()[:1]
+    assert [c.usage.cached_tokens for c in greedy][1:] == [single.usage.prompt_tokens] * 2  # evaluated once
+    hot = smol.sample(messages, [1, 2, 3, 4], max_tokens=16, temperature=1.0)
+    again = smol.sample(messages, [1, 2, 3, 4], max_tokens=16, temperature=1.0)
+    assert [c.text for c in hot] == [c.text for c in again]  # each sample is fixed by its seed
+    assert len({c.text for c in hot}) > 1 and all(0 < c.usage.completion_tokens <= 16 for c in hot)
+    assert {c.finish_reason for c in hot} <= {"stop", "length"}
+
+
 def test_a_prompt_beyond_the_context_is_a_clear_error():
     from orchestrator.errors import ContextLengthExceeded
 

@@ -130,6 +130,11 @@ class ChatModel:
         completion = await self._acomplete(messages, opts)
         return self._finish(completion, start)
 
+    def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
+        """One completion per seed for the same messages (independent samples, e.g. for voting). Here one
+        call each; an adapter that can draw them together (the local model: one batch) overrides this."""
+        return [self.complete(messages, sample_index=i, **{**options, "seed": s}) for i, s in enumerate(seeds)]
+
     def _finish(self, completion: Completion, start: float) -> Completion:
         if not completion.seconds:
             completion.seconds = time.perf_counter() - start

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from orchestrator.models.weights import WEIGHTS, weights_path
 
 _LOADED: dict[tuple[str, int, int], Any] = {}
 _LOCKS: dict[tuple[str, int, int], threading.Lock] = {}
+_DECODERS: dict[tuple[str, int, int], Any] = {}  # the batch decoder of each loaded model (see `sample`)
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -39,6 +41,9 @@ def _import_llama() -> Any:
 def _close_all() -> None:
     """Free llama.cpp models before interpreter shutdown (their finalizers fail noisily at that point)."""
     with _REGISTRY_LOCK:
+        for decoder in _DECODERS.values():
+            decoder.close()
+        _DECODERS.clear()
         for llm in _LOADED.values():
             llm.close()
         _LOADED.clear()
@@ -162,6 +167,41 @@ class LocalModel(ChatModel):
         self, messages: list[Message], options: CallOptions, on_token: Callable[[str], None]
     ) -> Completion:
         return self._run(messages, options, on_token)
+
+    def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
+        """One completion per seed, decoded together in one batch (see `local_batch`): the prompt is evaluated
+        once and every step decodes a token of each unfinished sample. Each completion reports the prompt
+        (cached for all but the first), its own tokens, and its share of the batch's seconds."""
+        from orchestrator.models.local_batch import BatchDecoder, chat_prompt, needed
+
+        opts = self.options.merged(**options)
+        if len(seeds) < 2 or opts.extra or opts.top_p is not None:
+            return super().sample(messages, seeds, **options)  # options the batch sampler does not implement
+        llm, lock = self.llama()
+        max_tokens = opts.max_tokens or 1024
+        temperature = 0.0 if opts.temperature is None else opts.temperature
+        start = time.perf_counter()
+        with lock:
+            prompt = chat_prompt(llm, messages)
+            cells = needed(len(prompt), len(seeds), max_tokens)
+            key = (str(self.path), self.context_window, self.n_threads)
+            decoder = _DECODERS.get(key)
+            if decoder is None or decoder.n_seq < len(seeds) or decoder.n_ctx < cells:
+                if decoder is not None:
+                    decoder.close()
+                size = max(cells, decoder.n_ctx if decoder else 0)
+                decoder = _DECODERS[key] = BatchDecoder(llm, max(len(seeds), 8), size, self.n_threads)
+            samples, evaluated = decoder.sample(prompt, seeds, temperature, max_tokens, opts.stop)
+        share = (time.perf_counter() - start) / len(seeds)
+        return [
+            Completion(
+                text=s.text, model=self.name, finish_reason=s.finish_reason, seconds=share,
+                usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(s.tokens),
+                            cached_tokens=len(prompt) - evaluated if i == 0 else len(prompt)),
+                raw={"text": s.text, "batch": len(seeds), "seed": seed},
+            )
+            for i, (s, seed) in enumerate(zip(samples, seeds, strict=True))
+        ]
 
     def count_tokens(self, text: str) -> int:
         llm, _ = self.llama()
