@@ -124,6 +124,18 @@ def test_recorder_appends_per_sample_and_resumes(tmp_path):
     assert read_pool(out) == records and [len(r["answers"]) for r in records] == [3, 3]
 
 
+def test_recorder_draws_a_problems_samples_together_in_batches(tmp_path):
+    script = load_script()
+    problems = [Problem("t/1", "What is 2 + 3?", "5", "math")]
+    out = tmp_path / "pool.jsonl"
+    model = script.Metered(ScriptedModel(["5", "6", "5"]))
+    records = script.record_pool(problems, model, out, samples=3, batch=2, on_sample=lambda line: None)
+    assert records[0]["answers"] == ["5", "6", "5"] and records[0]["seeds"] == [0, 1, 2]
+    assert records[0]["sampler"] == "batch" and check_record(records[0]) == []
+    assert [m[-1]["content"] for m in model.inner.calls] == ["What is 2 + 3?"] * 3  # the plain prompt
+    assert model.tokens == sum(records[0]["tokens"])
+
+
 # --- the committed pool -------------------------------------------------------------------------------
 @pytest.mark.skipif(not POOL.exists(), reason="tests/data/stopping_pool.jsonl has not been recorded yet")
 def test_committed_pool_is_well_formed_and_replays():
