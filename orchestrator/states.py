@@ -6,6 +6,7 @@ programming errors propagate to the loop in `orchestrator.machine`.
 
 from __future__ import annotations
 
+import json
 import time
 
 from orchestrator import parsing
@@ -102,8 +103,6 @@ def _code(run: Run, text: str) -> tuple[str, str] | None:
 
 def _native_call(tool_calls: list[dict]) -> tuple[str, str] | str | None:
     """(call id, code) of the first native `python` call; None without one; a complaint if unreadable."""
-    import json
-
     for call in tool_calls:
         fn = call.get("function") or {}
         if fn.get("name") != "python":
