@@ -286,3 +286,14 @@ def test_a_router_config_spreads_the_benchmark_over_replicas(tmp_path):
     assert sum(served) == 24 and min(served) > 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["arms"]
     assert summary[0]["correct"] == 24 and summary[0]["usd_per_problem"] > 0
+
+
+def test_the_manifest_keeps_every_command_that_added_to_the_folder(tmp_path):
+    from orchestrator.bench.arms import make_arms, read_manifest, write_manifest
+
+    [arm] = make_arms(["fake/x"], ["plain"], [])
+    write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["a"], command="cmd one")
+    write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["b"], command="cmd two")
+    write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["b"], command="cmd one")  # a resume adds nothing
+    manifest = read_manifest(tmp_path)
+    assert manifest["command"] == "cmd one\ncmd two" and manifest["problem_ids"] == ["a", "b"]

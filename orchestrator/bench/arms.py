@@ -100,9 +100,12 @@ def write_manifest(out: Path, dataset: str, seed: int | None, limit: int | None,
     known = list(old.get("arms", []))
     ids = list(old.get("problem_ids", []))
     seen = set(ids)
+    commands = [c for c in (old.get("command") or "").splitlines() if c]  # every command that added to it
+    if command and command not in commands:
+        commands.append(command)
     manifest = {
         "version": 1, "dataset": dataset, "seed": seed, "limit": limit,
-        "command": command or old.get("command"),
+        "command": "\n".join(commands) or None,
         "arms": known + [a.key for a in arms if a.key not in known],
         "problem_ids": ids + [p for p in problem_ids if p not in seen],
         "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
