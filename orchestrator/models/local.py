@@ -181,8 +181,11 @@ class LocalModel(ChatModel):
         max_tokens = opts.max_tokens or 1024
         temperature = 0.0 if opts.temperature is None else opts.temperature
         start = time.perf_counter()
-        with lock:
+        try:
             prompt = chat_prompt(llm, messages)
+        except ValueError:  # a GGUF without its own chat template: llama-cpp-python formats it, one call each
+            return super().sample(messages, seeds, **options)
+        with lock:
             cells = needed(len(prompt), len(seeds), max_tokens)
             key = (str(self.path), self.context_window, self.n_threads)
             decoder = _DECODERS.get(key)
