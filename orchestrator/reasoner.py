@@ -128,7 +128,6 @@ class Reasoner:
         """Answer one question with the configured strategy and budget. Setting `cancel` (from another
         thread) stops the solve before its next model call with `Cancelled`; the trajectory ends `interrupted`."""
         question = self._check_question(question)
-        on_event = on_event or self.on_event
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
         ledger = Ledger(cancel=cancel)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -140,7 +139,7 @@ class Reasoner:
         ctx = StrategyContext(
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,
             ledger=ledger, header=header, trajectory_dir=folder, single_file=self.strategy in ("chain", "plain"),
-            make_sandbox=self._sandbox_factory(), on_event=on_event,
+            make_sandbox=self._sandbox_factory(), on_event=on_event or self.on_event,
             stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.strategy_options,
         )
         start = time.monotonic()

@@ -214,7 +214,8 @@ class Run:
 
 def _assistant(step: Step) -> Message:
     """The assistant turn of a step; a native tool call is sent back with it (the one we ran)."""
-    call = next((c for c in step.calls[-1].tool_calls if c.get("id") == step.tool_call_id), None)
-    if step.tool_call_id and call is not None:
-        return {"role": "assistant", "content": step.text or None, "tool_calls": [call]}
+    if step.tool_call_id:
+        call = next((c for c in step.calls[-1].tool_calls if c.get("id") == step.tool_call_id), None)
+        if call is not None:
+            return {"role": "assistant", "content": step.text or None, "tool_calls": [call]}
     return {"role": "assistant", "content": step.text}

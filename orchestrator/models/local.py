@@ -194,13 +194,13 @@ class LocalModel(ChatModel):
                     decoder.close()
                 size = max(cells, decoder.n_ctx if decoder else 0)
                 decoder = _DECODERS[key] = BatchDecoder(llm, max(len(seeds), 8), size, self.n_threads)
-            samples, evaluated = decoder.sample(prompt, seeds, temperature, max_tokens, opts.stop)
+            samples = decoder.sample(prompt, seeds, temperature, max_tokens, opts.stop)
         share = (time.perf_counter() - start) / len(seeds)
         return [
             Completion(
                 text=s.text, model=self.name, finish_reason=s.finish_reason, seconds=share,
                 usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(s.tokens),
-                            cached_tokens=len(prompt) - evaluated if i == 0 else len(prompt)),
+                            cached_tokens=0 if i == 0 else len(prompt)),  # evaluated once, for the first
                 raw={"text": s.text, "batch": len(seeds), "seed": seed},
             )
             for i, (s, seed) in enumerate(zip(samples, seeds, strict=True))

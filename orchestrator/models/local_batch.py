@@ -1,7 +1,7 @@
 """Several samples of one prompt from the in-process model, decoded together.
 
 Sampling k answers one after another costs k times a decode whose speed, on a CPU, is bounded by reading
-the weights once per token. Here llama.cpp evaluates the prompt once, copies its KV cells to k sequences,
+the weights once per token. Here llama.cpp evaluates the prompt once into KV cells shared by k sequences,
 then decodes one token of every unfinished sequence per batch: the weights are read once for all of them.
 This is what `vote` and a recorded pool of samples want from a local model (the OpenAI `n` parameter,
 done on our side). `benchmarks/local_model.py batch` measures the gain against k sequential samples.
@@ -14,7 +14,6 @@ chat template, rendered and tokenized as `create_chat_completion` does.
 from __future__ import annotations
 
 import ctypes
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +73,8 @@ def needed(prompt_tokens: int, n: int, max_tokens: int) -> int:
 
 
 class BatchDecoder:
-    """A llama.cpp context with room for `n_seq` sequences, on the weights of an already loaded `Llama`."""
+    """A llama.cpp context with room for `n_seq` sequences, on the weights of an already loaded `Llama`. Not
+    thread-safe: callers hold the model's lock (`LocalModel.sample` does)."""
 
     def __init__(self, llm: Any, n_seq: int, n_ctx: int, n_threads: int) -> None:
         import llama_cpp
@@ -91,7 +91,6 @@ class BatchDecoder:
         self.batch = llama_cpp.llama_batch_init(512, 0, n_seq)
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        self.lock = threading.Lock()
 
     def close(self) -> None:
         if self.ctx:
@@ -118,47 +117,46 @@ class BatchDecoder:
         return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
 
     def sample(self, prompt: list[int], seeds: list[int], temperature: float, max_tokens: int,
-               stop: list[str] | None = None) -> tuple[list[Sample], int]:
-        """`len(seeds)` continuations of `prompt`; also how many prompt tokens were evaluated (once)."""
+               stop: list[str] | None = None) -> list[Sample]:
+        """`len(seeds)` continuations of `prompt`, which is evaluated once for all of them."""
         n = len(seeds)
         if n > self.n_seq:
             raise ValueError(f"{n} samples asked of a decoder for {self.n_seq}")
         if needed(len(prompt), n, max_tokens) > self.n_ctx:
             raise ValueError(f"{n} x {max_tokens} tokens after a prompt of {len(prompt)} do not fit {self.n_ctx}")
-        with self.lock:
-            self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
-            # The prompt once, in sequence 0, with every sequence id on its tokens: the cells are shared.
-            seqs = list(range(n))
-            self._decode([(t, p, seqs, p == len(prompt) - 1) for p, t in enumerate(prompt)])
-            first = self._logits(-1).copy()
-            rngs = [np.random.default_rng(s) for s in seeds]
-            tokens: list[list[int]] = [[] for _ in range(n)]
-            finish: list[str | None] = [None] * n
-            logits = [first] * n
-            pos = len(prompt)
-            while True:
-                live = []
-                for s in range(n):
-                    if finish[s] is not None:
-                        continue
-                    token = pick(logits[s], temperature, rngs[s])
-                    if self.lib.llama_vocab_is_eog(self.vocab, token):
-                        finish[s] = "stop"
-                        continue
-                    tokens[s].append(token)
-                    if stop and self._stopped(tokens[s], stop):
-                        finish[s] = "stop"
-                        continue
-                    if len(tokens[s]) >= max_tokens:
-                        finish[s] = "length"
-                        continue
-                    live.append((s, token))
-                if not live:
-                    break
-                self._decode([(token, pos, [s], True) for s, token in live])
-                for i, (s, _) in enumerate(live):
-                    logits[s] = self._logits(i).copy()
-                pos += 1
+        self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
+        # The prompt once, every sequence id on each of its tokens: the cells are shared, not copied.
+        seqs = list(range(n))
+        self._decode([(t, p, seqs, p == len(prompt) - 1) for p, t in enumerate(prompt)])
+        first = self._logits(-1).copy()
+        rngs = [np.random.default_rng(s) for s in seeds]
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        finish: list[str | None] = [None] * n
+        logits = [first] * n
+        pos = len(prompt)
+        while True:
+            live = []
+            for s in range(n):
+                if finish[s] is not None:
+                    continue
+                token = pick(logits[s], temperature, rngs[s])
+                if self.lib.llama_vocab_is_eog(self.vocab, token):
+                    finish[s] = "stop"
+                    continue
+                tokens[s].append(token)
+                if stop and self._stopped(tokens[s], stop):
+                    finish[s] = "stop"
+                    continue
+                if len(tokens[s]) >= max_tokens:
+                    finish[s] = "length"
+                    continue
+                live.append((s, token))
+            if not live:
+                break
+            self._decode([(token, pos, [s], True) for s, token in live])
+            for i, (s, _) in enumerate(live):
+                logits[s] = self._logits(i).copy()
+            pos += 1
         samples = []
         for s in range(n):
             text = self.llm.detokenize(tokens[s]).decode("utf-8", errors="ignore")
@@ -166,7 +164,7 @@ class BatchDecoder:
                 cut = [text.find(x) for x in stop if x and text.find(x) >= 0]
                 text = text[: min(cut)] if cut else text
             samples.append(Sample(tokens[s], text, finish[s] or "stop"))
-        return samples, len(prompt)
+        return samples
 
     def _stopped(self, tokens: list[int], stop: list[str]) -> bool:
         tail = self.llm.detokenize(tokens[-16:]).decode("utf-8", errors="ignore")
