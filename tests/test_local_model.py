@@ -66,6 +66,35 @@ def test_samples_decoded_in_one_batch(smol):
     assert {c.finish_reason for c in hot} <= {"stop", "length"}
 
 
+def test_concurrent_calls_are_decoded_together(smol):
+    from concurrent.futures import ThreadPoolExecutor
+
+    slotted = get_model(SMOL, slots=3)
+    system = {"role": "system", "content": "You answer in one short sentence."}
+    questions = ["What colour is the sky?", "What is the capital of France?", "Name a fruit."]
+    alone = [smol.complete([system, {"role": "user", "content": q}], max_tokens=12) for q in questions]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda q: slotted.complete([system, {"role": "user", "content": q}],
+                                                            max_tokens=12, temperature=0.0), questions))
+    scheduler = slotted._scheduler
+    generated = sum(c.usage.completion_tokens for c in together)
+    assert scheduler.admitted == 3 and scheduler.steps < generated  # side by side, not one after another
+    assert [c.usage.prompt_tokens for c in together] == [c.usage.prompt_tokens for c in alone]
+    # The system turn (and the chat template around it) was evaluated once, by the first call admitted.
+    cached = sorted(c.usage.cached_tokens for c in together)
+    assert cached[0] == 0 and min(cached[1:]) > 10
+    # Each answer is its own prompt's, not a neighbour's: the first words agree with lone greedy calls.
+    assert [c.text.split()[:1] for c in together] == [c.text.split()[:1] for c in alone]
+    # The next turn of a conversation continues in the cells its previous call left.
+    first = together[0]
+    follow = [system, {"role": "user", "content": questions[0]}, {"role": "assistant", "content": first.text},
+              {"role": "user", "content": "Why?"}]
+    again = slotted.complete(follow, max_tokens=8, temperature=0.0)
+    assert again.usage.cached_tokens > first.usage.prompt_tokens
+    slotted.close()
+    assert scheduler.decoder is None
+
+
 def test_a_prompt_beyond_the_context_is_a_clear_error():
     from orchestrator.errors import ContextLengthExceeded
 

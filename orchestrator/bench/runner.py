@@ -26,7 +26,7 @@ from orchestrator.bench.datasets import Problem
 from orchestrator.bench.lanes import Finished, Lane, Task
 from orchestrator.bench.scorers import score
 from orchestrator.errors import ConfigError
-from orchestrator.models import get_model
+from orchestrator.models import get_model, provider_of
 from orchestrator.models.base import ChatModel
 from orchestrator.reasoner import Reasoner
 
@@ -129,6 +129,7 @@ def run_bench(
     out: Path,
     *,
     concurrency: int = 8,
+    local_slots: int = 1,
     seed: int | None = 0,
     runs_dir: Path | None = None,
     cache: bool | Path = False,
@@ -142,11 +143,12 @@ def run_bench(
 ) -> Path:
     """Run every arm on every problem not yet in `out/results.jsonl`; return that file's path.
 
-    A rate-limited problem goes back in line and its lane halves its concurrency and pauses
-    (`rate_limit_pause` seconds, doubling while it lasts); after `rate_limit_retries` such retries the
-    problem is left unrecorded (a rerun tries it again). A lane whose last `max_errors_in_a_row` solves all
-    failed is stopped: a server that is down should not be recorded as hundreds of wrong answers. On Ctrl-C,
-    finished rows are written, then KeyboardInterrupt propagates."""
+    Local models solve one problem at a time, or `local_slots` at once with their calls decoded together in
+    batches (`LocalModel(slots=...)`). A rate-limited problem goes back in line and its lane halves its
+    concurrency and pauses (`rate_limit_pause` seconds, doubling while it lasts); after `rate_limit_retries`
+    such retries the problem is left unrecorded (a rerun tries it again). A lane whose last
+    `max_errors_in_a_row` solves all failed is stopped: a server that is down should not be recorded as hundreds
+    of wrong answers. On Ctrl-C, finished rows are written, then KeyboardInterrupt propagates."""
     hooks = hooks or Hooks()
     hooks = Hooks(hooks.start, on_row or hooks.row, hooks.notice)
     arms = list(arms)
@@ -162,7 +164,8 @@ def run_bench(
     try:
         for arm in arms:
             if arm.model not in models:
-                models[arm.model] = get_model(arm.model)
+                local = provider_of(arm.model) == "local"
+                models[arm.model] = get_model(arm.model, **({"slots": local_slots} if local else {}))
             model = models[arm.model]
             for kind in sorted({p.kind for p in problems}):  # each problem is solved as its own kind
                 update: dict[str, Any] = {"kind": kind} if seed is None else {"kind": kind, "seed": seed}
@@ -173,7 +176,7 @@ def run_bench(
                 )
             name = "local" if model.is_local else arm.model
             if name not in lanes:
-                workers = 1 if model.is_local else max(1, concurrency)
+                workers = max(1, local_slots) if model.is_local else max(1, concurrency)
                 solve = _solver(reasoners, seed)
                 lanes[name] = Lane(name, deque(), workers, solve, finished, is_rate_limited,
                                    rate_limit_retries, rate_limit_pause)

@@ -57,7 +57,10 @@ def _datasets_help() -> str:
               help="Per-problem budget, e.g. tokens=20000,usd=0.05,seconds=60,calls=30 (repeatable: one "
               "point per budget on the scaling curve).")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Problems in flight per remote model (local models: one at a time).")
+              help="Problems in flight per remote model (local models: see --local-slots).")
+@click.option("--local-slots", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Problems a local model solves at once, their calls decoded together in batches (faster "
+              "on a CPU: ~2.4x at 8; greedy text can differ where two tokens tie within rounding).")
 @click.option("--cache/--no-cache", default=False, show_default=True, help="Reuse identical completions.")
 @click.option("--tools", is_flag=True, help="Let the model run Python in the sandbox.")
 @click.option("--retry-errors", is_flag=True, help="Solve again the problems whose recorded row is an error.")
@@ -67,8 +70,8 @@ def _datasets_help() -> str:
               help="Output folder: results.jsonl (resumable), summary.md/.json, scaling.png.")
 @click.pass_context
 def bench(ctx: click.Context, dataset: str | None, limit: int | None, seed: int, models: tuple[str, ...],
-          strategies: tuple[str, ...], budgets: tuple[str, ...], concurrency: int, cache: bool, tools: bool,
-          retry_errors: bool, trajectories: bool, out: Path | None) -> None:
+          strategies: tuple[str, ...], budgets: tuple[str, ...], concurrency: int, local_slots: int,
+          cache: bool, tools: bool, retry_errors: bool, trajectories: bool, out: Path | None) -> None:
     """Run every (model, strategy, budget) arm on the same problems and report accuracy (95% CI), tokens,
     $ and latency per arm, with a plot of accuracy against tokens per problem.
 
@@ -99,7 +102,7 @@ def bench(ctx: click.Context, dataset: str | None, limit: int | None, seed: int,
     click.echo(f"{dataset}: {len(problems)} problems x {len(arms)} arms -> {out}", err=True)
     try:
         with user_errors(), progress:
-            run_bench(problems, arms, out, concurrency=concurrency, seed=seed, cache=cache,
+            run_bench(problems, arms, out, concurrency=concurrency, local_slots=local_slots, seed=seed, cache=cache,
                       save_trajectories=trajectories, retry_errors=retry_errors,
                       hooks=Hooks(progress.start, progress.row, progress.notice))
     except ReasonFailure as e:

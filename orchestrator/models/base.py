@@ -84,7 +84,8 @@ class ChatModel:
     name: str = "model"
     context_window: int | None = None
     supports_tools: bool = False
-    is_local: bool = False  # in-process: calls must not run concurrently
+    is_local: bool = False  # in-process: calls must not run concurrently, unless it has slots
+    slots: int = 1  # calls an in-process model serves at once (decoded together; see `LocalModel`)
 
     def __init__(self, options: CallOptions | None = None) -> None:
         self.options = options or CallOptions()

@@ -1,10 +1,16 @@
 """The embedded local models, run in-process with llama-cpp-python.
 
-One `Llama` instance per weights file is shared by every `LocalModel` in the process, guarded by a lock
-(llama.cpp contexts are not thread-safe). llama-cpp-python keeps the KV cache of the last prompt and only
+One `Llama` instance per weights file is shared by every `LocalModel` in the process. One lock guards all
+of them: llama.cpp contexts are not thread-safe, and two models decoding at once on a CPU slow each other
+far more than twice (their threads spin-wait). llama-cpp-python keeps the KV cache of the last prompt and only
 evaluates the part of a new prompt after the longest common prefix, so a reasoning chain whose messages
 grow append-only pays prompt evaluation only for its new tokens. We read llama.cpp's own counters to
 report how many prompt tokens were really evaluated (`Usage.cached_tokens` = prompt tokens reused).
+
+`LocalModel(slots=k)` serves up to k concurrent calls together (a benchmark's k problems, `vote`'s k
+chains): a `Scheduler` decodes one token of every running call per step, lets new calls join as others
+finish, and reuses the cells of shared and earlier prompts (`local_batch`). Greedy text can differ from
+a lone call's where two tokens are within rounding of each other.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from orchestrator.models.base import CallOptions, ChatModel, Completion, Message
 from orchestrator.models.weights import WEIGHTS, weights_path
 
 _LOADED: dict[tuple[str, int, int], Any] = {}
-_LOCKS: dict[tuple[str, int, int], threading.Lock] = {}
+_COMPUTE_LOCK = threading.Lock()  # one model computes at a time, in this process
 _DECODERS: dict[tuple[str, int, int], Any] = {}  # the batch decoder of each loaded model (see `sample`)
+_SCHEDULERS: list[Any] = []  # of `LocalModel(slots > 1)`s, each with a context of its own
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -41,6 +48,9 @@ def _import_llama() -> Any:
 def _close_all() -> None:
     """Free llama.cpp models before interpreter shutdown (their finalizers fail noisily at that point)."""
     with _REGISTRY_LOCK:
+        for scheduler in _SCHEDULERS:
+            scheduler.close()
+        _SCHEDULERS.clear()
         for decoder in _DECODERS.values():
             decoder.close()
         _DECODERS.clear()
@@ -58,8 +68,7 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.L
             _LOADED[key] = llama_cpp.Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False, seed=0
             )
-            _LOCKS[key] = threading.Lock()
-        return _LOADED[key], _LOCKS[key]
+        return _LOADED[key], _COMPUTE_LOCK
 
 
 class LocalModel(ChatModel):
@@ -74,6 +83,7 @@ class LocalModel(ChatModel):
         n_ctx: int | None = None,
         n_threads: int | None = None,
         path: str | Path | None = None,
+        slots: int | None = None,
     ) -> None:
         super().__init__(options)
         self.name = name
@@ -92,6 +102,10 @@ class LocalModel(ChatModel):
         default_ctx = min(WEIGHTS[self.key].context_window, 8192) if self.key else 4096
         self.context_window = n_ctx or int(os.environ.get("REASON_LOCAL_N_CTX", default_ctx))
         self.n_threads = n_threads or int(os.environ.get("REASON_LOCAL_THREADS", os.cpu_count() or 2))
+        self.slots = slots or int(os.environ.get("REASON_LOCAL_SLOTS", "1"))
+        if self.slots < 1:
+            raise ConfigError(f"slots must be at least 1, not {self.slots}")
+        self._scheduler: Any = None
 
     def llama(self) -> tuple[Any, threading.Lock]:
         if self.path is None:
@@ -161,7 +175,60 @@ class LocalModel(ChatModel):
         return Completion(text=text, model=self.name, finish_reason=finish, usage=usage, raw=raw)
 
     def _complete(self, messages: list[Message], options: CallOptions) -> Completion:
+        if self.slots > 1 and not options.extra and options.top_p is None:
+            return self._scheduled(messages, options)
         return self._run(messages, options, None)
+
+    def _scheduled(self, messages: list[Message], options: CallOptions) -> Completion:
+        """A call decoded together with the other calls in flight (see `Scheduler`)."""
+        from orchestrator.models.local_batch import BatchDecoder, Request, Scheduler, chat_prompt
+
+        llm, lock = self.llama()
+        try:
+            prompt = chat_prompt(llm, messages)
+        except ValueError:  # no chat template of its own: llama-cpp-python formats it, one call at a time
+            return self._run(messages, options, None)
+        if len(prompt) >= self.context_window:
+            raise ContextLengthExceeded(
+                f"{self.name}: the prompt has {len(prompt)} tokens; the context window is {self.context_window}")
+        with _REGISTRY_LOCK:
+            if self._scheduler is None:
+                cells = self.slots * min(self.context_window, 4096)
+                self._scheduler = Scheduler(
+                    lambda n_seq, n_cells: BatchDecoder(llm, n_seq, n_cells, self.n_threads),
+                    lock, self.slots, cells)
+                _SCHEDULERS.append(self._scheduler)
+        request = Request(
+            prompt, options.seed, 0.0 if options.temperature is None else options.temperature,
+            min(options.max_tokens or 1024, self.context_window - len(prompt)), options.stop)
+        sample, reused = self._scheduler.submit(request)
+        return Completion(
+            text=sample.text, model=self.name, finish_reason=sample.finish_reason,
+            usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(sample.tokens), cached_tokens=reused),
+            raw={"text": sample.text, "slots": self.slots},
+        )
+
+    def close(self) -> None:
+        """Free the context of this model's scheduler (the weights stay loaded for the process)."""
+        with _REGISTRY_LOCK:
+            if self._scheduler is not None:
+                self._scheduler.close()
+                _SCHEDULERS.remove(self._scheduler)
+                self._scheduler = None
+
+    def _decoder(self, llm: Any, n_seq: int, n_cells: int) -> Any:
+        """The batch decoder of this model's weights, grown to `n_seq` sequences and `n_cells` cells if it
+        is smaller (the model's lock is held)."""
+        from orchestrator.models.local_batch import BatchDecoder
+
+        key = (str(self.path), self.context_window, self.n_threads)
+        decoder = _DECODERS.get(key)
+        if decoder is None or decoder.n_seq < n_seq or decoder.n_ctx < n_cells:
+            if decoder is not None:
+                n_seq, n_cells = max(n_seq, decoder.n_seq), max(n_cells, decoder.n_ctx)
+                decoder.close()
+            decoder = _DECODERS[key] = BatchDecoder(llm, max(n_seq, self.slots, 8), n_cells, self.n_threads)
+        return decoder
 
     def _stream(
         self, messages: list[Message], options: CallOptions, on_token: Callable[[str], None]
@@ -172,7 +239,7 @@ class LocalModel(ChatModel):
         """One completion per seed, decoded together in one batch (see `local_batch`): the prompt is evaluated
         once and every step decodes a token of each unfinished sample. Each completion reports the prompt
         (cached for all but the first), its own tokens, and its share of the batch's seconds."""
-        from orchestrator.models.local_batch import BatchDecoder, chat_prompt, needed
+        from orchestrator.models.local_batch import chat_prompt, needed
 
         opts = self.options.merged(**options)
         if len(seeds) < 2 or opts.extra or opts.top_p is not None:
@@ -186,14 +253,7 @@ class LocalModel(ChatModel):
         except ValueError:  # a GGUF without its own chat template: llama-cpp-python formats it, one call each
             return super().sample(messages, seeds, **options)
         with lock:
-            cells = needed(len(prompt), len(seeds), max_tokens)
-            key = (str(self.path), self.context_window, self.n_threads)
-            decoder = _DECODERS.get(key)
-            if decoder is None or decoder.n_seq < len(seeds) or decoder.n_ctx < cells:
-                if decoder is not None:
-                    decoder.close()
-                size = max(cells, decoder.n_ctx if decoder else 0)
-                decoder = _DECODERS[key] = BatchDecoder(llm, max(len(seeds), 8), size, self.n_threads)
+            decoder = self._decoder(llm, len(seeds), needed(len(prompt), len(seeds), max_tokens))
             samples = decoder.sample(prompt, seeds, temperature, max_tokens, opts.stop)
         share = (time.perf_counter() - start) / len(seeds)
         return [

@@ -41,8 +41,9 @@ class StrategyContext:
 
     @property
     def parallel(self) -> int:
-        """How many chains may run at once: one for in-process models, else the configured bound."""
-        return 1 if self.model.is_local else max(1, self.concurrency)
+        """How many chains may run at once: an in-process model's slots (one unless it decodes several calls
+        together), else the configured bound."""
+        return self.model.slots if self.model.is_local else max(1, self.concurrency)
 
     def trajectory(self, sample: int, extra: dict[str, Any] | None = None) -> Trajectory:
         header = {**self.header, "sample": sample, **(extra or {})}
