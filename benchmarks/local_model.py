@@ -3,12 +3,16 @@
     python benchmarks/local_model.py throughput [--model smollm2-135m] [--runs 3] [--tokens 128]
     python benchmarks/local_model.py prefix [--model smollm2-135m]
     python benchmarks/local_model.py batch [--model smollm2-135m] [--samples 8] [--tokens 128] [--runs 2]
+    python benchmarks/local_model.py slots [--model smollm2-135m] [--samples 8] [--tokens 128] [--runs 2]
 
 `throughput` decodes the same prompt greedily with both, interleaved (raw, ours, raw, ours, ...) so that
 background load hits both alike, and prints tokens/s and the ratio (target >= 0.95). `prefix` runs one
 reasoning chain and prints, per model call, the prompt tokens and how many llama.cpp really evaluated.
 `batch` draws N samples of one prompt at temperature 0.7, one call after another vs decoded together
 (`LocalModel.sample`), interleaved, and prints generated tokens per second of each and the speed-up.
+`slots` asks N different questions (the first N of the pinned GSM8K sample, seed 0), greedily: one call
+after another on a one-slot model vs from N threads at once on `LocalModel(slots=N)` (continuous
+batching), interleaved, and prints generated tokens per second, prompt tokens evaluated, and the speed-up.
 """
 
 from __future__ import annotations
@@ -83,9 +87,39 @@ def batch(model: str, samples: int, tokens: int, runs: int) -> None:
     print(f"speed-up: {bat / seq:.2f}x")
 
 
+def slots(model: str, n: int, tokens: int, runs: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.bench.datasets import load_dataset
+
+    system = {"role": "system", "content": "Solve the problem step by step. End with 'Answer: <number>'."}
+    asks = [[system, {"role": "user", "content": p.question}] for p in load_dataset("gsm8k", limit=n, seed=0)]
+    one = LocalModel(f"local/{model}")
+    many = LocalModel(f"local/{model}", slots=n)
+    seq_rates, slot_rates, evaluated = [], [], []
+    for _ in range(runs):
+        one.llama()[0].reset()
+        t = time.perf_counter()
+        done = [one.complete(m, max_tokens=tokens, temperature=0.0) for m in asks]
+        seq_rates.append(sum(c.usage.completion_tokens for c in done) / (time.perf_counter() - t))
+        many.close()  # a fresh context: no cells kept from the last run
+        t = time.perf_counter()
+        with ThreadPoolExecutor(n) as pool:
+            got = list(pool.map(lambda m: many.complete(m, max_tokens=tokens, temperature=0.0), asks))
+        slot_rates.append(sum(c.usage.completion_tokens for c in got) / (time.perf_counter() - t))
+        evaluated.append(sum(c.usage.prompt_tokens - c.usage.cached_tokens for c in got))
+    seq, par = statistics.median(seq_rates), statistics.median(slot_rates)
+    prompt = sum(c.usage.prompt_tokens for c in got)
+    print(f"model={model} questions={n} max_tokens={tokens} runs={runs} greedy")
+    print(f"one after another: {seq:.2f} generated tok/s (median; {', '.join(f'{r:.2f}' for r in seq_rates)})")
+    print(f"{n} slots at once:  {par:.2f} generated tok/s (median; {', '.join(f'{r:.2f}' for r in slot_rates)})")
+    print(f"prompt tokens {prompt}, evaluated with slots {evaluated[-1]} (the shared system prompt once)")
+    print(f"speed-up: {par / seq:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["throughput", "prefix", "batch"])
+    ap.add_argument("what", choices=["throughput", "prefix", "batch", "slots"])
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--runs", type=int, default=3)
@@ -95,6 +129,8 @@ def main() -> None:
         throughput(args.model, args.runs, args.tokens)
     elif args.what == "batch":
         batch(args.model, args.samples, args.tokens, args.runs)
+    elif args.what == "slots":
+        slots(args.model, args.samples, args.tokens, args.runs)
     else:
         prefix(args.model)
 
