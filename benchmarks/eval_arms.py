@@ -4,7 +4,8 @@
         --arm local/qwen2.5-coder-1.5b:plain --arm local/qwen2.5-coder-1.5b:chain --out benchmarks/results/x
 
 An arm is MODEL:STRATEGY[:key=value,...] where keys are ReasonConfig fields (e.g. tools=true). Results are
-appended to OUT/results.jsonl (resumable); the summary goes to OUT/summary.json and OUT/summary.md.
+appended to OUT/results.jsonl (resumable); `--local-slots N` solves N problems of a local model at once
+(continuous batching); the summary goes to OUT/summary.json and OUT/summary.md.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arm", action="append", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--local-slots", type=int, default=1,
+                    help="problems a local model solves at once, decoded together (see docs/bench.md)")
     args = ap.parse_args()
     problems = load_dataset(args.dataset, limit=args.limit, seed=args.seed)
     out = Path(args.out)
@@ -56,7 +59,7 @@ def main() -> None:
               f"{row.get('prompt_tokens', 0) + row.get('completion_tokens', 0)} tok {row['stop_reason']}",
               flush=True)
 
-    path = run_bench(problems, arms, out, seed=args.seed, on_row=show)
+    path = run_bench(problems, arms, out, seed=args.seed, on_row=show, local_slots=args.local_slots)
     keys = {a.key for a in arms}
     ids = {p.id for p in problems}
     rows = [r for r in read_results(path) if r["arm"] in keys and r["problem_id"] in ids]

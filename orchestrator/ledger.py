@@ -78,19 +78,19 @@ class Ledger:
         self._gate = threading.Lock()
 
     @contextmanager
-    def reserve(self, budget: Budget) -> Iterator[None]:
-        """Check `budget` for one more call, counting the calls other threads have in flight, and hold a place
-        for it until it is recorded (so concurrent chains cannot all pass the same last check)."""
+    def reserve(self, budget: Budget, calls: int = 1) -> Iterator[None]:
+        """Check `budget` for `calls` more calls, counting the calls other threads have in flight, and hold
+        places for them until they are recorded (so concurrent chains cannot all pass the same last check)."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("the solve was cancelled by its caller")
         with self._gate:
-            budget.check(self, calls=1 + self.in_flight)
-            self.in_flight += 1
+            budget.check(self, calls=calls + self.in_flight)
+            self.in_flight += calls
         try:
             yield
         finally:
             with self._gate:
-                self.in_flight -= 1
+                self.in_flight -= calls
 
     def record(self, completion: Completion, phase: str = "think") -> Entry:
         usage = Usage() if completion.cached else completion.usage

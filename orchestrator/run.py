@@ -140,6 +140,20 @@ class Run:
         call = Call.from_completion(messages, completion)
         return completion.text, call
 
+    def ask_plain(self, n: int, phase: str, max_tokens: int) -> list[tuple[str, Call]]:
+        """`n` independent answers to the bare question, asked as `plain` asks it (no system prompt, none of
+        the chain), at the retry temperature with a seed each; drawn together where the model can (a local
+        model decodes them in one batch). The budget is checked for all `n` before any is drawn."""
+        messages: list[Message] = [{"role": "user", "content": self.question}]
+        base = 0 if self.config.seed is None else self.config.seed
+        seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]
+        with self.ledger.reserve(self.budget, calls=n):
+            completions = self.model.sample(messages, seeds, max_tokens=max_tokens,
+                                            temperature=self.config.retry_temperature)
+            for completion in completions:
+                self.ledger.record(completion, phase)
+        return [(c.text, Call.from_completion(messages, c)) for c in completions]
+
     # --- bookkeeping ------------------------------------------------------------------------
     def emit(self, kind: str, payload: Any) -> None:
         if self.on_event is not None:

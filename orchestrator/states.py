@@ -177,8 +177,11 @@ def backtrack(run: Run) -> Step:
 
 def verify(run: Run) -> Step:
     assert run.pending is not None and run.pending.answer is not None
-    if run.sandbox is not None and run.kind == "math":
+    how = run.config.verify_by
+    if how in ("auto", "program") and run.sandbox is not None and run.kind == "math":
         return _verify_by_program(run)
+    if how == "resolve":
+        return _verify_by_resolving(run)
     instruction = _retrying(run) or run.render("verify", answer=run.pending.answer, tools=run.sandbox is not None)
     text, call = run.ask(instruction, "verify", max_tokens=min(640, run.config.max_tokens_per_call))
     verdict = parsing.parse_verdict(text)
@@ -233,6 +236,54 @@ def _verify_by_program(run: Run) -> Step:
     return step
 
 
+def _verify_by_resolving(run: Run) -> Step:
+    """Ask the bare question again, independently, and let the answers vote (self-consistency as a check).
+
+    The re-solves see none of the chain, so they do not inherit its misreading; our code groups their answers
+    with the chain's by meaning. The chain's answer is verified when it has more votes than any other answer,
+    refuted when another has more, and left unverified on a tie or when no re-solve gave an answer. Every
+    re-solve's answer joins the candidates, so the final choice (`Run.best`) is a vote over all of them.
+    """
+    assert run.pending is not None and run.pending.answer is not None
+    pending = run.pending
+    n = run.config.resolve_samples
+    replies = run.ask_plain(n, "verify", max_tokens=run.config.max_tokens_per_call)
+    found = [extract_answer(text, run.kind) for text, _ in replies]
+    answers = [f for f in found if f is not None]
+    groups: list[tuple[str, int]] = []  # (an answer's text, its votes), in order of first appearance
+    for a in answers:
+        for i, (text, votes) in enumerate(groups):
+            if same_answer(text, a.text, run.kind):
+                groups[i] = (text, votes + 1)
+                break
+        else:
+            groups.append((a.text, 1))
+    agree = sum(votes for text, votes in groups if same_answer(text, pending.answer, run.kind))
+    rival = max((g for g in groups if not same_answer(g[0], pending.answer, run.kind)), key=lambda g: g[1],
+                default=None)
+    mine = agree + 1  # the chain's answer is a vote too
+    verdict: bool | None = None
+    if answers:
+        verdict = True if rival is None or mine > rival[1] else False if rival[1] > mine else None
+    tally = ", ".join(f"{text} x{votes}" for text, votes in groups) or "none"
+    missing = n - len(answers)
+    summary = f"solved again {n} times without the chain: {tally}" + (f"; no answer x{missing}" if missing else "")
+    if verdict is False and rival is not None:
+        outcome = f"the answer {pending.answer} has {mine} votes, {rival[0]} has {rival[1]}"
+    elif verdict is True:
+        outcome = f"the answer {pending.answer} has {mine} of {mine + len(answers) - agree} votes"
+    else:
+        outcome = f"no majority for or against the answer {pending.answer}"
+    step = Step(kind="verify", text=summary, calls=[call for _, call in replies], verdict=verdict,
+                answer=pending.answer, normalized=pending.normalized,
+                observation=f"[check] {summary}; {outcome}")
+    for a in answers:
+        run.candidates.append(Candidate(a.text, a.normalized, None, None, run.attempt))
+    _remember(run, pending, verified=verdict)
+    run.pending = None
+    return step
+
+
 def _remember(run: Run, step: Step, verified: bool | None) -> None:
     assert step.answer is not None and step.normalized is not None
     run.candidates.append(Candidate(step.answer, step.normalized, step.reward, verified, run.attempt))
@@ -246,8 +297,10 @@ def lesson(run: Run) -> Step:
         check = last[0]
         why = "verification failed"
         found = [line for line in (check.observation or "").splitlines() if line.startswith("[check] ")]
-        if found:  # name the disagreement: it is the most useful thing the lesson can carry
+        if found and check.code:  # name the disagreement: it is the most useful thing the lesson can carry
             why = f"verification failed: solved again as a Python program, {found[-1][8:]}"
+        elif found:
+            why = f"verification failed: {found[-1][8:]}"
     instruction = run.render("lesson", why=why)
     text, call = run.ask(instruction, "lesson", max_tokens=128)
     learned = parsing.parse_lesson(text) or text.strip()[:400]

@@ -271,3 +271,61 @@ def test_repeated_middling_rewards_on_an_answer_fail_the_attempt_instead_of_loop
     result, _ = solve(script, ReasonConfig(plan=True, max_adjusts=2, max_attempts=1))
     assert kinds(result) == ["plan", "think", "reflect", "think", "reflect", "think", "reflect", "lesson", "answer"]
     assert result.answer == "2" and result.stop_reason == "answered"
+
+
+# --- verification by independent re-solves (self-consistency as the check) -----------------------------
+RESOLVE = ReasonConfig(verify_by="resolve", resolve_samples=4)
+
+
+def test_resolve_verification_asks_the_bare_question_again_and_verifies_a_majority_answer():
+    script = ["Step 1: 9 stay.\nFinal answer: 9", "Correct.\nReward: 0.9",
+              "9 are left.", "The answer is 9", "17 - 9 = 8", "Final answer: 9"]
+    result, model = solve(script, RESOLVE)
+    assert kinds(result) == ["think", "reflect", "verify", "answer"]
+    check = result.steps[2]
+    assert check.verdict is True and len(check.calls) == 4 and (result.answer, result.stop_reason) == ("9", "answered")
+    # Each re-solve is the plain question alone: no system prompt, none of the chain.
+    assert all(calls == [{"role": "user", "content": Q}] for calls in model.calls[2:6])
+    assert "9 x3, 8 x1" in check.observation and "has 4 of 5 votes" in check.observation
+    assert result.usage.calls == 6
+
+
+def test_resolve_verification_refutes_an_outvoted_answer_and_the_lesson_names_the_votes():
+    script = ["Final answer: 8", "Reward: 0.9", "9", "Answer: 9", "so 9 remain", "8",
+              "Lesson: 'all but 9' means 9 remain.",
+              "Final answer: 9", "Reward: 0.9", "9", "9", "8", "9"]
+    result, model = solve(script, RESOLVE)
+    assert kinds(result) == ["think", "reflect", "verify", "lesson", "think", "reflect", "verify", "answer"]
+    assert result.steps[2].verdict is False and result.steps[6].verdict is True
+    assert "the answer 8 has 2 votes, 9 has 3" in model.calls[6][-1]["content"]  # the lesson prompt
+    assert "'all but 9' means 9 remain." in model.calls[7][-1]["content"]  # reaches the second attempt
+    assert result.answer == "9"
+
+
+def test_resolve_verification_with_no_readable_answer_leaves_the_answer_unverified():
+    script = ["Final answer: 9", "Reward: 0.9", "hmm", "I am not sure", "?", "no idea"]
+    result, _ = solve(script, RESOLVE)
+    assert result.steps[2].verdict is None and kinds(result)[-1] == "answer" and result.answer == "9"
+
+
+def test_resolve_verification_wins_the_final_vote_when_attempts_run_out():
+    script = ["Final answer: 8", "Reward: 0.9", "9", "9", "9", "8", "Lesson: recount.",
+              "Final answer: 8", "Reward: 0.9", "9", "9", "7", "9", "Lesson: again."]
+    result, _ = solve(script, RESOLVE)
+    assert [s.verdict for s in result.steps if s.kind == "verify"] == [False, False]
+    assert result.answer == "9"  # 6 re-solves say 9, the chain said 8 twice
+
+
+def test_resolve_verification_checks_the_budget_for_all_its_calls_before_drawing_any():
+    script = ["Final answer: 9", "Reward: 0.9"] + ["9"] * 4
+    model = ScriptedModel(script)
+    result = Reasoner(model, config=RESOLVE, budget=Budget(max_calls=4)).solve(Q)
+    assert result.stop_reason == "budget_calls" and len(model.calls) == 2  # 2 + 4 would overrun 4
+    assert result.answer == "9"
+
+
+def test_a_run_verified_by_re_solves_replays_offline(tmp_path):
+    script = ["Final answer: 9", "Reward: 0.9", "9", "9", "8", "9"]
+    result, _ = solve(script, RESOLVE, runs_dir=tmp_path)
+    replayed = Reasoner(ReplayModel(result.trajectory_path), config=RESOLVE).solve(Q)
+    assert replayed.answer == result.answer and kinds(replayed) == kinds(result)

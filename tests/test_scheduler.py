@@ -103,7 +103,7 @@ def in_threads(fn, args) -> list:
 
 
 def test_concurrent_calls_each_get_their_own_continuation_in_shared_steps():
-    sch, made = scheduler(size=4, delay=0.002)
+    sch, _made = scheduler(size=4, delay=0.002)
     prompts = [[5, 6, 40], [7, 50], [9, 9, 9, 30], [1, 55]]
     got = in_threads(lambda p: sch.submit(Request(p, max_tokens=100)), prompts)
     for (sample, _), p in zip(got, prompts, strict=True):
@@ -143,7 +143,7 @@ def test_max_tokens_and_stop_strings_end_a_sequence():
 def test_a_shared_prompt_prefix_is_evaluated_once():
     sch, made = scheduler(size=4, delay=0.01)
     system = list(range(1, 31))  # 30 tokens every prompt starts with
-    prompts = [system + [40], system + [41], system + [42]]
+    prompts = [[*system, 40], [*system, 41], [*system, 42]]
     got = in_threads(lambda p: sch.submit(Request(p, max_tokens=4)), prompts)
     reused = sorted(r for _, r in got)
     assert reused == [0, 30, 30]  # the second and third share the first's cells
@@ -163,14 +163,14 @@ def test_the_next_step_of_a_chain_takes_over_the_cells_of_the_previous_call():
 
 
 def test_kept_cells_are_evicted_oldest_first_when_places_run_out():
-    sch, made = scheduler(size=2, n_cells=4096)
+    sch, _made = scheduler(size=2, n_cells=4096)
     a = [10] * 20 + [1]
     b = [20] * 20 + [2]
     c = [30] * 20 + [3]
     for p in (a, b, c):  # three unrelated calls: the third evicts the first
         sch.submit(Request(p, max_tokens=3))
     assert len(sch._kept) == 2 and [k.request.prompt for k in sch._kept] == [b, c]
-    _, reused = sch.submit(Request(b + [3, 4, 9], max_tokens=1))  # b is still there to continue
+    _, reused = sch.submit(Request([*b, 3, 4, 9], max_tokens=1))  # b is still there to continue
     assert reused >= 21
 
 

@@ -59,6 +59,9 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.option("--seed", type=int, help="Sampling seed, for backends that accept one.")
 @click.option("--tools/--no-tools", default=None, help="Let the model run Python in the sandbox.")
 @click.option("--sandbox", type=click.Choice(["local", "local-unsafe", "e2b"]), help="Sandbox for --tools.")
+@click.option("--verify-by", type=click.Choice(["auto", "judge", "program", "resolve"]),
+              help="How an answer is checked: the model's own review (judge), a program we run (program: "
+              "math with --tools), N independent re-solves that vote (resolve), or auto (program, else judge).")
 @click.option("--tool-protocol", type=click.Choice(["native", "fenced"]),
               help="How --tools reaches the model: its provider's tool calling where it has one (native, the "
                    "default), or ```python fences for every model.")
@@ -93,7 +96,7 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
                        for f in ("max_tokens", "max_usd", "max_seconds", "max_calls")})
     config = ReasonConfig(**{name: flags[flag] for flag, name in (
         ("max_steps", "max_steps"), ("attempts", "max_attempts"), ("kind", "kind"), ("seed", "seed"),
-        ("system", "system"), ("prompts_dir", "prompts_dir"),
+        ("system", "system"), ("prompts_dir", "prompts_dir"), ("verify_by", "verify_by"),
     ) if flags[flag] is not None})
     if flags["tool_protocol"] is not None:
         config.native_tools = flags["tool_protocol"] == "native"

@@ -236,14 +236,20 @@ class LocalModel(ChatModel):
         return self._run(messages, options, on_token)
 
     def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
-        """One completion per seed, decoded together in one batch (see `local_batch`): the prompt is evaluated
-        once and every step decodes a token of each unfinished sample. Each completion reports the prompt
-        (cached for all but the first), its own tokens, and its share of the batch's seconds."""
+        """One completion per seed, decoded together in one batch (see `local_batch`; with slots, through the
+        scheduler): the prompt is evaluated once and every step decodes a token of each unfinished sample.
+        Each completion reports the prompt (cached for all but the first), its own tokens, and its share of
+        the batch's seconds."""
         from orchestrator.models.local_batch import chat_prompt, needed
 
         opts = self.options.merged(**options)
         if len(seeds) < 2 or opts.extra or opts.top_p is not None:
             return super().sample(messages, seeds, **options)  # options the batch sampler does not implement
+        if self.slots > 1:  # the scheduler shares the prompt's cells, and other calls decode alongside
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(len(seeds), self.slots)) as pool:
+                return list(pool.map(lambda s: self.complete(messages, **{**options, "seed": s}), seeds))
         llm, lock = self.llama()
         max_tokens = opts.max_tokens or 1024
         temperature = 0.0 if opts.temperature is None else opts.temperature
