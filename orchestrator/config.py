@@ -45,7 +45,8 @@ class ReasonConfig(BaseModel):
     plain question that sees none of the chain, and our code groups the answers by meaning: the answer is
     verified when it has more votes than any other (the chain's own answer counts as one), and every re-solve
     joins the final vote. `auto`: `program` where it can run, else `judge`. (A model reviewing its own chain
-    rarely finds its mistake: the 1.5B model's judge passed 16 of 17 wrong GSM8K answers.)"""
+    rarely finds its mistake: the 1.5B model's judge passed all 17 of its wrong final answers on 50 GSM8K
+    problems.)"""
     resolve_samples: int = Field(4, ge=1, le=32)
     """Independent re-solves per `resolve` verification."""
     tools: bool = False

@@ -111,6 +111,33 @@ def test_state_machine_runs_on_the_real_small_model():
     assert Path(result.trajectory_path).is_file()
 
 
+def test_vote_runs_its_chains_side_by_side_on_a_slotted_model(tmp_path):
+    slotted = get_model(SMOL, slots=4)
+    config = ReasonConfig(max_steps=3, max_tokens_per_call=48)
+    result = Reasoner(slotted, "vote", Budget(max_calls=40), config, runs_dir=tmp_path,
+                      strategy_options={"samples": 4, "rule": "window", "window": 4}).solve("What is 2 + 3?")
+    scheduler = slotted._scheduler
+    assert result.usage.calls >= 4 and scheduler.admitted == result.usage.calls
+    assert scheduler.steps < result.usage.completion_tokens  # calls of different chains shared steps
+    slotted.close()
+
+
+def test_a_benchmark_solves_several_problems_of_a_local_model_at_once(tmp_path):
+    from orchestrator.bench.arms import make_arms
+    from orchestrator.bench.datasets import load_dataset
+    from orchestrator.bench.runner import read_results, run_bench
+
+    problems = load_dataset("gsm8k", limit=4, seed=0)
+    arms = make_arms([SMOL], ["plain"], [], config=ReasonConfig(max_tokens_per_call=64))
+    start = time.perf_counter()
+    path = run_bench(problems, arms, tmp_path, local_slots=4, save_trajectories=False)
+    wall = time.perf_counter() - start
+    rows = read_results(path)
+    assert sorted(r["problem_id"] for r in rows) == sorted(p.id for p in problems)
+    assert all(r["stop_reason"] != "error" for r in rows)
+    assert sum(r["seconds"] for r in rows) > 1.5 * wall  # the four solves overlapped
+
+
 def test_default_model_answers_through_the_state_machine():
     """The embedded 1.5B model, once, end to end (about a minute on two cores)."""
     config = ReasonConfig(max_attempts=1, max_tokens_per_call=256)
