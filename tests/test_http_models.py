@@ -91,6 +91,16 @@ def test_complete_returns_text_usage_and_raw(srv):
     assert isinstance(model, OpenAIModel) and model.supports_tools and model.context_window == 128000
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_server_specific_options_reach_the_server_as_given(srv, stream):
+    # vLLM and llama.cpp take sampling options OpenAI does not have; they go in the body unchanged.
+    on_token = (lambda piece: None) if stream else None
+    c = openai_model(srv).complete(USER, on_token=on_token, extra={"top_k": 20, "repetition_penalty": 1.1})
+    assert c.text == "The answer is 4"
+    body = srv.posts()[0].body
+    assert (body["top_k"], body["repetition_penalty"]) == (20, 1.1) and body.get("stream", False) is stream
+
+
 def test_cost_uses_the_model_part_of_an_http_name(srv):
     c = openai_model(srv, "gpt-4o-mini").complete(USER)
     assert c.cost_usd == pytest.approx(pricing.cost("gpt-4o-mini", c.usage)) and c.cost_usd > 0
