@@ -39,8 +39,10 @@ def plot_scaling(summary: list[dict[str, Any]], path: Path, title: str) -> Path:
         err = [[max(0.0, 100 * (s["accuracy"] - s["ci95"][0])) for s in shown],  # float noise at 0% and 100%
                [max(0.0, 100 * (s["ci95"][1] - s["accuracy"])) for s in shown]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=4, linewidth=1.5, label=model)
+        most = max(s["n"] for s in summary)
         for s, xi, yi in zip(shown, x, y, strict=True):
             text = s["strategy"] + (f" {s['label']}" if s["label"] else "")
+            text += f" (n={s['n']})" if s["n"] < most else ""  # an arm stopped early: say how few it has
             stacked = placed[(round(xi, 1), round(yi, 1))]  # equal points: labels one under another
             placed[(round(xi, 1), round(yi, 1))] += 1
             ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(6, 6 - 11 * stacked), fontsize=8)
