@@ -32,7 +32,10 @@ def parse_arm(spec: str) -> Arm:
     if len(parts) > 2 and "=" in parts[2]:
         for kv in parts[2].split(","):
             k, v = kv.split("=")
-            overrides[k] = json.loads(v) if v not in ("local", "e2b") else v
+            try:
+                overrides[k] = json.loads(v)  # numbers, true/false
+            except json.JSONDecodeError:
+                overrides[k] = v  # words: verify_by=resolve, sandbox=local
     label = parts[2] if len(parts) > 2 else ""
     return Arm(model=model, strategy=strategy, label=label, config=ReasonConfig(**overrides))
 
