@@ -19,6 +19,7 @@ from orchestrator.bench.arms import make_arms, parse_budget
 from orchestrator.bench.datasets import load_jsonl
 from orchestrator.bench.runner import Hooks, read_results, run_bench
 from orchestrator.bench.stats import mcnemar, wilson
+from orchestrator.config import ReasonConfig
 from orchestrator.cli.bench_cmd import bench
 from orchestrator.errors import ConfigError
 from orchestrator.ledger import Budget
@@ -69,6 +70,18 @@ def test_budget_strings():
             parse_budget(bad)
     arms = make_arms(["m1", "m2"], ["plain", "chain"], ["calls=1", "tokens=100"], tools=True)
     assert len(arms) == 8 and arms[0].key == "m1|plain|calls=1 tools" and arms[0].config.tools
+
+
+def test_a_strategy_spec_sets_config_and_strategy_options():
+    arms = make_arms(["m"], ["chain:verify_by=resolve,resolve_samples=6", "vote:samples=16,rule=window", "chain"], [])
+    chain, vote, plain_chain = arms
+    assert chain.key == "m|chain|verify_by=resolve,resolve_samples=6" and chain.strategy == "chain"
+    assert (chain.config.verify_by, chain.config.resolve_samples, chain.strategy_options) == ("resolve", 6, {})
+    assert vote.strategy_options == {"samples": 16, "rule": "window"} and vote.config == ReasonConfig()
+    assert plain_chain.key == "m|chain|" and plain_chain.config.verify_by == "auto"
+    for bad in ("chain:verify_by", "chain:verify_by=maybe", "chain:max_attempts=0"):
+        with pytest.raises(ConfigError, match="bad strategy"):
+            make_arms(["m"], [bad], [])
 
 
 def test_concurrency_reaches_the_server(tmp_path):
@@ -250,6 +263,8 @@ def test_bad_input_is_a_clear_error(tmp_path):
         (["-d", q, "-m", "m", "-b", "tokens=lots", "-o", out], 2, "tokens must be a number"),
         (["-d", q, "-m", "m", "-b", "speed=3", "-o", out], 2, "expected KEY=VALUE pairs"),
         (["-d", q, "-m", "m", "-s", "nosuch", "-o", out], 2, "unknown strategy 'nosuch'"),
+        (["-d", q, "-m", "m", "-s", "nosuch:samples=3", "-o", out], 2, "unknown strategy 'nosuch'"),
+        (["-d", q, "-m", "m", "-s", "chain:verify_by=maybe", "-o", out], 2, "bad strategy 'chain:verify_by=maybe'"),
         (["-d", q, "-o", out], 2, "missing -m/--model"),
         (["-d", str(tmp_path / "missing.jsonl"), "-m", "m", "-o", out], 1, "no such file"),
         (["report", str(tmp_path)], 1, "holds no results.jsonl"),

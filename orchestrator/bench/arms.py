@@ -66,17 +66,45 @@ def budget_label(budget: Budget) -> str:
                     if getattr(budget, name) is not None)
 
 
+def parse_strategy(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """`chain:verify_by=resolve,max_attempts=3` or `vote:samples=16` as (strategy, config overrides, strategy
+    options): a key that is a `ReasonConfig` field goes to the config, any other to the strategy. Values are
+    read as JSON where they parse (numbers, true/false), else kept as words."""
+    name, _, rest = spec.partition(":")
+    config: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, raw = part.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"bad strategy {spec!r}: expected STRATEGY:KEY=VALUE,..., e.g. vote:samples=16")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw.strip()
+        (config if key in ReasonConfig.model_fields else options)[key] = value
+    if config:
+        try:
+            ReasonConfig(**config)
+        except ValueError as e:
+            raise ConfigError(f"bad strategy {spec!r}: {e}") from None
+    return name.strip(), config, options
+
+
 def make_arms(models: list[str], strategies: list[str], budgets: list[str], tools: bool = False,
               config: ReasonConfig | None = None) -> list[Arm]:
-    """Every (model, strategy, budget) combination; the label names the budget (and `tools` when on)."""
+    """Every (model, strategy, budget) combination; the label names the budget (and `tools` when on), and
+    the overrides of a `STRATEGY:KEY=VALUE,...` spec (see `parse_strategy`)."""
     config = (config or ReasonConfig()).model_copy(update={"tools": True} if tools else {})
     parsed = [parse_budget(b) for b in budgets] or [Budget()]
     arms = []
     for model in models:
-        for strategy in strategies:
+        for spec in strategies:
+            strategy, overrides, options = parse_strategy(spec)
+            settings = spec.partition(":")[2].replace(" ", "")
             for budget in parsed:
-                label = " ".join(filter(None, (budget_label(budget), "tools" if tools else "")))
-                arms.append(Arm(model, strategy, budget, label, config))
+                label = " ".join(filter(None, (settings, budget_label(budget), "tools" if tools else "")))
+                arms.append(Arm(model, strategy, budget, label, config.model_copy(update=overrides), options))
     keys = [a.key for a in arms]
     if len(set(keys)) != len(keys):
         raise ConfigError("the same model, strategy and budget is given twice")

@@ -32,7 +32,15 @@ def _budgets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 
 
 def _strategies(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(check_strategy(v) for v in values)
+    from orchestrator.bench.arms import parse_strategy
+    from orchestrator.errors import ConfigError
+
+    for value in values:
+        try:
+            check_strategy(parse_strategy(value)[0])
+        except ConfigError as e:
+            raise click.BadParameter(str(e), param_hint="'-s' / '--strategy'") from None
+    return values
 
 
 def _datasets_help() -> str:
@@ -52,7 +60,8 @@ def _datasets_help() -> str:
               help="A model to compare (repeatable): local/…, openai/…, http://HOST/v1#NAME, "
               "router/CONFIG.yaml…")
 @click.option("-s", "--strategy", "strategies", multiple=True, callback=_strategies, metavar="STRATEGY",
-              help="A strategy to compare (repeatable; default: plain and chain).")
+              help="A strategy to compare (repeatable; default: plain and chain). STRATEGY:KEY=VALUE,... sets "
+              "its config or options, e.g. chain:verify_by=resolve or vote:samples=16.")
 @click.option("-b", "--budget", "budgets", multiple=True, callback=_budgets, metavar="SPEC",
               help="Per-problem budget, e.g. tokens=20000,usd=0.05,seconds=60,calls=30 (repeatable: one "
               "point per budget on the scaling curve).")
