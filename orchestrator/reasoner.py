@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,7 @@ class Result:
             },
             "phases": {k: v.to_dict() for k, v in self.phases.items()},
             "samples": {"used": self.samples_used, "allowed": self.samples_allowed},
-            "steps": [
-                {**({k: v for k, v in asdict(s).items() if calls or k != "calls"}),
-                 "tokens": s.tokens, "cost_usd": s.cost_usd}
-                for s in self.steps
-            ],
+            "steps": [s.to_dict(calls=calls) for s in self.steps],
             "details": self.details, "error": self.error, "trajectory": self.trajectory_path,
         }
 

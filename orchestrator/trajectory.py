@@ -12,7 +12,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +76,15 @@ class Step:
     def cost_usd(self) -> float:
         return sum(c.cost_usd for c in self.calls)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "tokens": self.tokens, "cost_usd": self.cost_usd}
+    def to_dict(self, calls: bool = True) -> dict[str, Any]:
+        """A JSON-ready view, shallow: the messages of its calls are the step's own lists, not copies
+        (`dataclasses.asdict` deep-copies every prompt of every call, which costs more than writing it)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if calls:
+            d["calls"] = [dict(vars(c)) for c in self.calls]
+        else:
+            del d["calls"]
+        return {**d, "tokens": self.tokens, "cost_usd": self.cost_usd}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Step:
