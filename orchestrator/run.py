@@ -112,6 +112,8 @@ class Run:
         for step in self.live_steps:
             if step.kind == "format_error":
                 continue  # kept in the trajectory; its complaint opens the next instruction instead
+            if step.calls and not step.instruction:
+                continue  # its calls were conversations of their own (independent re-solves)
             if step.instruction:
                 user = f"{user}\n\n{step.instruction}" if user else step.instruction
             if step.calls:

@@ -298,6 +298,7 @@ def test_resolve_verification_refutes_an_outvoted_answer_and_the_lesson_names_th
     assert kinds(result) == ["think", "reflect", "verify", "lesson", "think", "reflect", "verify", "answer"]
     assert result.steps[2].verdict is False and result.steps[6].verdict is True
     assert "the answer 8 has 2 votes, 9 has 3" in model.calls[6][-1]["content"]  # the lesson prompt
+    assert all(m["content"] for m in model.calls[6])  # the re-solves are not replayed into the chain
     assert "'all but 9' means 9 remain." in model.calls[7][-1]["content"]  # reaches the second attempt
     assert result.answer == "9"
 
