@@ -130,6 +130,8 @@ def test_ctrl_c_writes_what_finished_and_says_how_to_resume(tmp_path):
     with serve(replies=answers(gold), latency=0.1) as srv:
         args = [*CLI, "-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-c", "1",
                 "-o", str(out)]
+        # Ctrl-C raises in the child even if this test run inherited SIGINT ignored (a background job).
+        args[2] = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " + args[2]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(read_results(out / "results.jsonl")) < 3:

@@ -171,7 +171,15 @@ def test_provider_error_propagates_and_trajectory_records_it(tmp_path):
     assert end["stop_reason"] == "error" and "server went away" in end["error"]
 
 
-def test_ctrl_c_leaves_a_valid_trajectory(tmp_path):
+@pytest.fixture
+def sigint():
+    """Ctrl-C raises KeyboardInterrupt even when the test run inherited SIGINT ignored (a background job)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_leaves_a_valid_trajectory(tmp_path, sigint):
     def interrupt(messages):
         signal.raise_signal(signal.SIGINT)
         return "unreachable"
