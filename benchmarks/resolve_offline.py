@@ -18,29 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
-from orchestrator.answers import same_answer
+from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import wilson
 
 
 def decide(chain: str | None, resolves: list[str | None], kind: str = "math") -> str | None:
     """The answer after a resolve check: the chain's unless another answer has more votes."""
-    groups: list[list] = []  # [answer, votes]
-    for a in [chain, *resolves]:
-        if a is None:
-            continue
-        for g in groups:
-            if same_answer(g[0], a, kind):
-                g[1] += 1
-                break
-        else:
-            groups.append([a, 1])
-    if not groups:
+    seen: list[str] = []
+    votes = Counter(label for a in [chain, *resolves] if (label := group(a, seen, kind)) is not None)
+    if not votes:
         return None
-    mine = next((g[1] for g in groups if chain is not None and same_answer(g[0], chain, kind)), 0)
-    best = max(groups, key=lambda g: g[1])
-    return chain if chain is not None and mine >= best[1] else best[0]
+    mine = votes[group(chain, seen, kind)] if chain else 0
+    best, most = max(votes.items(), key=lambda kv: kv[1])
+    return chain if chain is not None and mine >= most else best
 
 
 def main() -> None:

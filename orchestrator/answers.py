@@ -304,6 +304,18 @@ def same_answer(a: str, b: str, kind: str) -> bool:
     return _math_verify(*sorted((_clean(_boxed(a) or a), _clean(_boxed(b) or b))))
 
 
+def group(normalized: str | None, seen: list[str], kind: str) -> str | None:
+    """The label of an answer for voting: the first answer in `seen` that means the same (`same_answer`),
+    else the answer itself, added to `seen`; None for no answer."""
+    if normalized is None or normalized == "":
+        return None
+    for label in seen:
+        if label == normalized or same_answer(label, normalized, kind):
+            return label
+    seen.append(normalized)
+    return normalized
+
+
 _VERIFY_SCRIPT = """import json, sys
 from math_verify import parse, verify
 a, b = (parse("$" + s + "$") for s in json.load(sys.stdin))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 from orchestrator import parsing
-from orchestrator.answers import extract_answer, same_answer
+from orchestrator.answers import extract_answer, group, same_answer
 from orchestrator.run import Candidate, Run
 from orchestrator.trajectory import Step
 
@@ -250,14 +251,9 @@ def _verify_by_resolving(run: Run) -> Step:
     replies = run.ask_plain(n, "verify", max_tokens=run.config.max_tokens_per_call)
     found = [extract_answer(text, run.kind) for text, _ in replies]
     answers = [f for f in found if f is not None]
-    groups: list[tuple[str, int]] = []  # (an answer's text, its votes), in order of first appearance
-    for a in answers:
-        for i, (text, votes) in enumerate(groups):
-            if same_answer(text, a.text, run.kind):
-                groups[i] = (text, votes + 1)
-                break
-        else:
-            groups.append((a.text, 1))
+    seen: list[str] = []
+    votes = Counter(label for a in answers if (label := group(a.text, seen, run.kind)) is not None)
+    groups = list(votes.items())  # (an answer, its votes), in order of first appearance
     agree = sum(votes for text, votes in groups if same_answer(text, pending.answer, run.kind))
     rival = max((g for g in groups if not same_answer(g[0], pending.answer, run.kind)), key=lambda g: g[1],
                 default=None)

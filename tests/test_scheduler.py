@@ -211,3 +211,16 @@ def test_cells_count_the_shared_prefix_once():
     assert shared_prefix([a.prompt, a.prompt]) == 5 and shared_prefix([a.prompt, [1, 2]]) == 2
     assert cells([a, b]) == 256
     assert cells([Request(list(range(300)), max_tokens=10)] * 2) == 512  # 300 + 2 x 10 + 1 -> 512
+
+
+def test_bad_slot_counts_are_clear_errors(monkeypatch):
+    from orchestrator.errors import ConfigError
+    from orchestrator.models import get_model
+
+    with pytest.raises(ConfigError, match="slots must be at least 1, not 0"):
+        get_model("local/smollm2-135m", slots=0)
+    monkeypatch.setenv("REASON_LOCAL_SLOTS", "eight")
+    with pytest.raises(ConfigError, match="REASON_LOCAL_SLOTS must be a whole number, not 'eight'"):
+        get_model("local/smollm2-135m")
+    monkeypatch.setenv("REASON_LOCAL_SLOTS", "3")
+    assert get_model("local/smollm2-135m").slots == 3 and get_model("local/smollm2-135m", slots=2).slots == 2

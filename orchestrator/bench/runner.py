@@ -176,7 +176,7 @@ def run_bench(
                 )
             name = "local" if model.is_local else arm.model
             if name not in lanes:
-                workers = max(1, local_slots) if model.is_local else max(1, concurrency)
+                workers = model.slots if model.is_local else max(1, concurrency)
                 solve = _solver(reasoners, seed)
                 lanes[name] = Lane(name, deque(), workers, solve, finished, is_rate_limited,
                                    rate_limit_retries, rate_limit_pause)

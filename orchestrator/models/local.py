@@ -102,7 +102,10 @@ class LocalModel(ChatModel):
         default_ctx = min(WEIGHTS[self.key].context_window, 8192) if self.key else 4096
         self.context_window = n_ctx or int(os.environ.get("REASON_LOCAL_N_CTX", default_ctx))
         self.n_threads = n_threads or int(os.environ.get("REASON_LOCAL_THREADS", os.cpu_count() or 2))
-        self.slots = slots or int(os.environ.get("REASON_LOCAL_SLOTS", "1"))
+        env = os.environ.get("REASON_LOCAL_SLOTS", "1")
+        if slots is None and not env.strip().isdigit():
+            raise ConfigError(f"REASON_LOCAL_SLOTS must be a whole number, not {env!r}")
+        self.slots = int(env) if slots is None else slots
         if self.slots < 1:
             raise ConfigError(f"slots must be at least 1, not {self.slots}")
         self._scheduler: Any = None
@@ -181,16 +184,12 @@ class LocalModel(ChatModel):
 
     def _scheduled(self, messages: list[Message], options: CallOptions) -> Completion:
         """A call decoded together with the other calls in flight (see `Scheduler`)."""
-        from orchestrator.models.local_batch import BatchDecoder, Request, Scheduler, chat_prompt
+        from orchestrator.models.local_batch import BatchDecoder, Scheduler
 
         llm, lock = self.llama()
-        try:
-            prompt = chat_prompt(llm, messages)
-        except ValueError:  # no chat template of its own: llama-cpp-python formats it, one call at a time
+        prompt = self._prompt(llm, messages)
+        if prompt is None:  # no chat template of its own: llama-cpp-python formats it, one call at a time
             return self._run(messages, options, None)
-        if len(prompt) >= self.context_window:
-            raise ContextLengthExceeded(
-                f"{self.name}: the prompt has {len(prompt)} tokens; the context window is {self.context_window}")
         with _REGISTRY_LOCK:
             if self._scheduler is None:
                 cells = self.slots * min(self.context_window, 4096)
@@ -198,15 +197,35 @@ class LocalModel(ChatModel):
                     lambda n_seq, n_cells: BatchDecoder(llm, n_seq, n_cells, self.n_threads),
                     lock, self.slots, cells)
                 _SCHEDULERS.append(self._scheduler)
-        request = Request(
-            prompt, options.seed, 0.0 if options.temperature is None else options.temperature,
-            min(options.max_tokens or 1024, self.context_window - len(prompt)), options.stop)
-        sample, reused = self._scheduler.submit(request)
+        sample, reused = self._scheduler.submit(self._request(prompt, options, options.seed))
         return Completion(
             text=sample.text, model=self.name, finish_reason=sample.finish_reason,
             usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(sample.tokens), cached_tokens=reused),
             raw={"text": sample.text, "slots": self.slots},
         )
+
+    def _prompt(self, llm: Any, messages: list[Message]) -> list[int] | None:
+        """The prompt tokens the batch decoders evaluate (the GGUF's own chat template); None for a GGUF
+        without one. A prompt that leaves no room in the context window is refused."""
+        from orchestrator.models.local_batch import chat_prompt
+
+        try:
+            prompt = chat_prompt(llm, messages)
+        except ValueError:
+            return None
+        if len(prompt) >= self.context_window:
+            raise ContextLengthExceeded(
+                f"{self.name}: the prompt has {len(prompt)} tokens; the context window is {self.context_window}")
+        return prompt
+
+    def _request(self, prompt: list[int], options: CallOptions, seed: int | None) -> Any:
+        """What the batch decoders decode for a call: greedy unless a temperature is set, and no more new
+        tokens than the context window leaves after the prompt."""
+        from orchestrator.models.local_batch import Request
+
+        temperature = 0.0 if options.temperature is None else options.temperature
+        max_tokens = min(options.max_tokens or 1024, self.context_window - len(prompt))
+        return Request(prompt, seed, temperature, max_tokens, options.stop)
 
     def close(self) -> None:
         """Free the context of this model's scheduler (the weights stay loaded for the process)."""
@@ -240,7 +259,7 @@ class LocalModel(ChatModel):
         scheduler): the prompt is evaluated once and every step decodes a token of each unfinished sample.
         Each completion reports the prompt (cached for all but the first), its own tokens, and its share of
         the batch's seconds."""
-        from orchestrator.models.local_batch import chat_prompt, needed
+        from orchestrator.models.local_batch import cells
 
         opts = self.options.merged(**options)
         if len(seeds) < 2 or opts.extra or opts.top_p is not None:
@@ -251,16 +270,13 @@ class LocalModel(ChatModel):
             with ThreadPoolExecutor(min(len(seeds), self.slots)) as pool:
                 return list(pool.map(lambda s: self.complete(messages, **{**options, "seed": s}), seeds))
         llm, lock = self.llama()
-        max_tokens = opts.max_tokens or 1024
-        temperature = 0.0 if opts.temperature is None else opts.temperature
         start = time.perf_counter()
-        try:
-            prompt = chat_prompt(llm, messages)
-        except ValueError:  # a GGUF without its own chat template: llama-cpp-python formats it, one call each
+        prompt = self._prompt(llm, messages)
+        if prompt is None:  # a GGUF without its own chat template: llama-cpp-python formats it, one call each
             return super().sample(messages, seeds, **options)
+        requests = [self._request(prompt, opts, seed) for seed in seeds]
         with lock:
-            decoder = self._decoder(llm, len(seeds), needed(len(prompt), len(seeds), max_tokens))
-            samples = decoder.sample(prompt, seeds, temperature, max_tokens, opts.stop)
+            samples = self._decoder(llm, len(requests), cells(requests)).generate(requests)
         share = (time.perf_counter() - start) / len(seeds)
         return [
             Completion(

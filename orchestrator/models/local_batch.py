@@ -5,9 +5,9 @@ the weights once per token. Here llama.cpp evaluates the prompts into one contex
 the cells of their common prefix (all of the prompt when k samples of one prompt are drawn; the system
 prompt and instructions when the prompts differ), then decodes one token of every unfinished sequence per
 batch: the weights are read once for all of them. This serves `LocalModel.sample` (the OpenAI `n`
-parameter, done on our side) and concurrent calls gathered by `Coalescer` (`LocalModel(slots=k)`: k
-problems of a benchmark, or k chains of `vote`, at once). `benchmarks/local_model.py batch` measures the
-gain against sequential calls.
+parameter, done on our side: `BatchDecoder.generate`) and concurrent calls (`LocalModel(slots=k)`: k
+problems of a benchmark, or k chains of `vote`, at once: `Scheduler`, which lets calls join and leave
+between steps). `benchmarks/local_model.py batch` and `slots` measure the gain against sequential calls.
 
 Sampling follows llama-cpp-python's chat-completion defaults (top-k 40, top-p 0.95, min-p 0.05, then the
 temperature; greedy at temperature 0), with one seeded generator per sequence. The prompt is the model's
@@ -83,11 +83,6 @@ def pick(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> in
     return int(top[rng.choice(keep, p=q)])
 
 
-def needed(prompt_tokens: int, n: int, max_tokens: int) -> int:
-    """KV cells for `n` continuations of `max_tokens` after a shared prompt (rounded up to 256)."""
-    return -(-(prompt_tokens + n * max_tokens + 1) // 256) * 256
-
-
 def shared_prefix(prompts: Sequence[list[int]]) -> int:
     """The length of the token prefix common to all `prompts`."""
     first, n = prompts[0], min(len(p) for p in prompts)
@@ -132,7 +127,7 @@ class BatchDecoder:
             self.lib.llama_free(self.ctx)
             self.ctx = None
 
-    def _decode(self, entries: list[tuple[int, int, list[int], bool]]) -> list[np.ndarray]:
+    def decode(self, entries: list[tuple[int, int, list[int], bool]]) -> list[np.ndarray]:
         """Decode (token, position, sequence ids, want logits) entries, in chunks of the batch size; return
         a copy of the logits of each entry that wants them, in order."""
         out = []
@@ -154,11 +149,6 @@ class BatchDecoder:
         ptr = self.lib.llama_get_logits_ith(self.ctx, i)
         return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
 
-    def sample(self, prompt: list[int], seeds: list[int], temperature: float, max_tokens: int,
-               stop: list[str] | None = None) -> list[Sample]:
-        """`len(seeds)` continuations of `prompt`, which is evaluated once for all of them."""
-        return self.generate([Request(prompt, seed, temperature, max_tokens, stop) for seed in seeds])
-
     def generate(self, requests: Sequence[Request]) -> list[Sample]:
         """Decode `requests` together: the prefix their prompts share is evaluated once into cells every
         sequence uses, the rest of each prompt into its own sequence; then one token per unfinished
@@ -170,7 +160,7 @@ class BatchDecoder:
             raise ValueError(f"{n} sequences need {cells(requests)} cells; the decoder has {self.n_ctx}")
         if any(not r.prompt for r in requests):
             raise ValueError("an empty prompt")
-        self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
+        self.clear()
         prompts = [r.prompt for r in requests]
         shared = shared_prefix(prompts)
         whole = [s for s in range(n) if len(prompts[s]) == shared]  # prompts that are all prefix
@@ -179,7 +169,7 @@ class BatchDecoder:
         for s in range(n):
             rest = prompts[s][shared:]
             entries += [(t, shared + i, [s], i == len(rest) - 1) for i, t in enumerate(rest)]
-        got = self._decode(entries)
+        got = self.decode(entries)
         # The logits come back in entry order: the shared prefix's last token first (if wanted), then
         # each sequence with a rest of its own, in sequence order.
         logits: list[np.ndarray] = [None] * n  # type: ignore[list-item]
@@ -199,31 +189,15 @@ class BatchDecoder:
             for s, r in enumerate(requests):
                 if finish[s] is not None:
                     continue
-                token = pick(logits[s], r.temperature, rngs[s])
-                if self.lib.llama_vocab_is_eog(self.vocab, token):
-                    finish[s] = "stop"
-                    continue
-                tokens[s].append(token)
-                if r.stop and self._stopped(tokens[s], r.stop):
-                    finish[s] = "stop"
-                    continue
-                if len(tokens[s]) >= r.max_tokens:
-                    finish[s] = "length"
-                    continue
-                live.append((s, token))
+                token, finish[s] = _advance(self, r, tokens[s], logits[s], rngs[s])
+                if finish[s] is None:
+                    live.append((s, token))
             if not live:
                 break
-            got = self._decode([(token, len(prompts[s]) + len(tokens[s]) - 1, [s], True) for s, token in live])
+            got = self.decode([(token, len(prompts[s]) + len(tokens[s]) - 1, [s], True) for s, token in live])
             for (s, _), row in zip(live, got, strict=True):
                 logits[s] = row
-        samples = []
-        for s, r in enumerate(requests):
-            text = self.llm.detokenize(tokens[s]).decode("utf-8", errors="ignore")
-            if r.stop:
-                cut = [text.find(x) for x in r.stop if x and text.find(x) >= 0]
-                text = text[: min(cut)] if cut else text
-            samples.append(Sample(tokens[s], text, finish[s] or "stop"))
-        return samples
+        return [_sample(self, tokens[s], r.stop, finish[s] or "stop") for s, r in enumerate(requests)]
 
     # --- the operations `Scheduler` drives ------------------------------------------------------------
     def clear(self) -> None:
@@ -246,13 +220,6 @@ class BatchDecoder:
 
     def text(self, tokens: list[int]) -> str:
         return self.llm.detokenize(tokens).decode("utf-8", errors="ignore")
-
-    def decode(self, entries: list[tuple[int, int, list[int], bool]]) -> list[np.ndarray]:
-        return self._decode(entries)
-
-    def _stopped(self, tokens: list[int], stop: list[str]) -> bool:
-        tail = self.llm.detokenize(tokens[-16:]).decode("utf-8", errors="ignore")
-        return any(x and x in tail for x in stop)
 
 
 
@@ -430,16 +397,7 @@ class Scheduler:
         for seq in list(self._running):
             r = seq.request
             assert seq.logits is not None and seq.rng is not None
-            token = pick(seq.logits, r.temperature, seq.rng)
-            reason = None
-            if d.is_eog(token):
-                reason = "stop"
-            else:
-                seq.tokens.append(token)
-                if r.stop and _stopped(d, seq.tokens, r.stop):
-                    reason = "stop"
-                elif len(seq.tokens) >= r.max_tokens:
-                    reason = "length"
+            token, reason = _advance(d, r, seq.tokens, seq.logits, seq.rng)
             if reason is None:
                 entries.append((token, len(seq.kv), [seq.seq], True))
                 seq.kv.append(token)
@@ -485,6 +443,21 @@ class Scheduler:
                 self.decoder.clear()
             except Exception:  # noqa: BLE001 - a broken context is rebuilt on the next call
                 self.decoder = None
+
+
+def _advance(decoder: Any, request: Request, tokens: list[int], logits: np.ndarray,
+             rng: np.random.Generator) -> tuple[int, str | None]:
+    """Sample a sequence's next token and append it to `tokens` unless it is the end of generation; return
+    it and why the sequence ends (`stop`, `length`), or None when the token is to be decoded."""
+    token = pick(logits, request.temperature, rng)
+    if decoder.is_eog(token):
+        return token, "stop"
+    tokens.append(token)
+    if request.stop and _stopped(decoder, tokens, request.stop):
+        return token, "stop"
+    if len(tokens) >= request.max_tokens:
+        return token, "length"
+    return token, None
 
 
 def _stopped(decoder: Any, tokens: list[int], stop: list[str]) -> bool:

@@ -24,10 +24,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.answers import group
 from orchestrator.errors import BudgetExceeded
 from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
-from orchestrator.strategies.sampling import group, run_samples
+from orchestrator.strategies.sampling import run_samples
 from orchestrator.strategies.scoring import Scorer
 from orchestrator.strategies.vote import chain_overrides
 

@@ -4,8 +4,8 @@ Before each new sample we project its cost from the samples finished so far (led
 do not launch it if it, together with the samples still running, would overrun any limit. Inside a sample
 every call is checked again (`Run.ask`, counting calls in flight in other chains), so the budget is overrun
 by at most one call's worth. The projection errs high (running samples' partial costs count twice).
-Samples run at most `ctx.parallel` at a time: one for in-process models (then in this thread), else a
-rolling pool in which a finished sample is decided on before the next one is launched.
+Samples run at most `ctx.parallel` at a time: one for an in-process model without slots (then in this
+thread), else a rolling pool in which a finished sample is decided on before the next one is launched.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.answers import same_answer
 from orchestrator.run import Run
 from orchestrator.strategies.base import StrategyContext
 
@@ -126,17 +125,6 @@ def run_samples(
                 reason = reason or found
     out.stop_reason = reason or "limit"
     return out
-
-
-def group(normalized: str | None, seen: list[str], kind: str) -> str | None:
-    """The label of an answer: the first earlier answer that means the same (`same_answer`), else itself."""
-    if normalized is None or normalized == "":
-        return None
-    for label in seen:
-        if label == normalized or same_answer(label, normalized, kind):
-            return label
-    seen.append(normalized)
-    return normalized
 
 
 def run_tokens(run: Run) -> int:

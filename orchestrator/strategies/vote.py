@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.answers import group
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
-from orchestrator.strategies.sampling import affordable, group, run_samples, run_tokens
+from orchestrator.strategies.sampling import affordable, run_samples, run_tokens
 
 CHEAP = {"plan": False, "reflect": False, "verify": False, "max_attempts": 1}
 
