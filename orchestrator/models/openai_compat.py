@@ -1,6 +1,7 @@
 """OpenAI and any OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio, ...), via the `openai` SDK.
 
-Names: `openai/MODEL` (api.openai.com), `http(s)://HOST/v1#MODEL` (model defaults to `default`),
+Names: `openai/MODEL` (api.openai.com), `http(s)://HOST/v1#MODEL` (model defaults to `default`;
+key from `REASON_SERVER_API_KEY`, OPENAI_API_KEY only for api.openai.com),
 `endpoint/NAME` (a `[endpoints.NAME]` table in config.toml with `base_url`, `model`, `api_key_env`).
 The SDK's own retries are off; `retry.py` does them. `openai` is imported only when a client is built.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from orchestrator.errors import ConfigError, MissingDependency, MissingKey, ProviderError
 from orchestrator.keys import config_dir, get_key
@@ -43,6 +45,21 @@ def endpoint(name: str) -> dict[str, Any]:
     return table
 
 
+def _url_key(url: str) -> str:
+    """The key for a model named by URL: `REASON_SERVER_API_KEY`, else OPENAI_API_KEY for api.openai.com only.
+
+    The OpenAI key is never sent to another host: a URL is often a local or third-party server, and a key
+    sent there is a key given away. A server that needs a key of its own gets `REASON_SERVER_API_KEY` or an
+    `[endpoints.NAME]` table with `api_key_env`.
+    """
+    if key := os.environ.get("REASON_SERVER_API_KEY"):
+        return key
+    host = (urlsplit(url).hostname or "").lower()
+    if url.startswith("https://") and host == "api.openai.com":
+        return os.environ.get("OPENAI_API_KEY") or "none"
+    return "none"
+
+
 def usage_of(u: Any) -> Usage:
     """Our `Usage` from an OpenAI usage object (or None)."""
     if u is None:
@@ -73,7 +90,7 @@ class OpenAIModel(RemoteModel):
         if name.startswith(("http://", "https://")):
             url, _, model = name.partition("#")
             base_url, model = base_url or url, model or "default"
-            api_key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
+            api_key = api_key or _url_key(url)
         elif name.startswith("endpoint/"):
             table = endpoint(name.split("/", 1)[1])
             base_url, model = base_url or table["base_url"], table.get("model", "default")
