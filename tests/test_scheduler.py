@@ -220,7 +220,18 @@ def test_bad_slot_counts_are_clear_errors(monkeypatch):
     with pytest.raises(ConfigError, match="slots must be at least 1, not 0"):
         get_model("local/smollm2-135m", slots=0)
     monkeypatch.setenv("REASON_LOCAL_SLOTS", "eight")
-    with pytest.raises(ConfigError, match="REASON_LOCAL_SLOTS must be a whole number, not 'eight'"):
+    with pytest.raises(ConfigError, match="REASON_LOCAL_SLOTS must be a whole number of at least 1, not 'eight'"):
         get_model("local/smollm2-135m")
+    monkeypatch.delenv("REASON_LOCAL_SLOTS")
+    for var in ("REASON_LOCAL_THREADS", "REASON_LOCAL_N_CTX"):
+        monkeypatch.setenv(var, "0")
+        with pytest.raises(ConfigError, match=f"{var} must be a whole number of at least 1, not '0'"):
+            get_model("local/smollm2-135m")
+        monkeypatch.setenv(var, "4k")
+        with pytest.raises(ConfigError, match=f"{var} must be a whole number"):
+            get_model("local/smollm2-135m")
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("REASON_LOCAL_N_CTX", "2048")
+    assert get_model("local/smollm2-135m").context_window == 2048
     monkeypatch.setenv("REASON_LOCAL_SLOTS", "3")
     assert get_model("local/smollm2-135m").slots == 3 and get_model("local/smollm2-135m", slots=2).slots == 2

@@ -71,6 +71,16 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.L
         return _LOADED[key], _COMPUTE_LOCK
 
 
+def _env_count(name: str, default: int) -> int:
+    """A positive whole number from the environment variable `name`, or `default` when it is unset."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 class LocalModel(ChatModel):
     """`local/qwen2.5-coder-1.5b`, `local/smollm2-135m`, or `local/PATH.gguf`: llama.cpp in this process."""
 
@@ -100,12 +110,9 @@ class LocalModel(ChatModel):
         else:
             raise ConfigError(f"unknown local model {key!r}; known: {', '.join(WEIGHTS)} or local/PATH.gguf")
         default_ctx = min(WEIGHTS[self.key].context_window, 8192) if self.key else 4096
-        self.context_window = n_ctx or int(os.environ.get("REASON_LOCAL_N_CTX", default_ctx))
-        self.n_threads = n_threads or int(os.environ.get("REASON_LOCAL_THREADS", os.cpu_count() or 2))
-        env = os.environ.get("REASON_LOCAL_SLOTS", "1")
-        if slots is None and not env.strip().isdigit():
-            raise ConfigError(f"REASON_LOCAL_SLOTS must be a whole number, not {env!r}")
-        self.slots = int(env) if slots is None else slots
+        self.context_window = n_ctx or _env_count("REASON_LOCAL_N_CTX", default_ctx)
+        self.n_threads = n_threads or _env_count("REASON_LOCAL_THREADS", os.cpu_count() or 2)
+        self.slots = _env_count("REASON_LOCAL_SLOTS", 1) if slots is None else slots
         if self.slots < 1:
             raise ConfigError(f"slots must be at least 1, not {self.slots}")
         self._scheduler: Any = None
