@@ -233,6 +233,11 @@ async def test_async_calls_run_concurrently(srv):
     )
     assert time.monotonic() - start < 0.8
     assert [r.text for r in results] == ["The answer is 4"] * 8 and all(r.cost_usd > 0 for r in results)
+    client = model._aclient()
+    await model.aclose()
+    assert client.is_closed() and model._async is None
+    assert (await model.acomplete(USER)).text == "The answer is 4"  # usable again: a new client
+    await model.aclose()
 
 
 async def test_async_retries_429_and_raises_401(srv):
@@ -245,6 +250,7 @@ async def test_async_retries_429_and_raises_401(srv):
     with pytest.raises(ProviderError) as info:
         await model.acomplete(USER)
     assert KEY not in str(info.value) and len(srv.posts()) == 4
+    await model.aclose()
 
 
 def test_one_model_serves_32_threads_at_once(srv):
@@ -392,6 +398,7 @@ async def test_anthropic_async_concurrency(srv):
     start = time.monotonic()
     results = await asyncio.gather(*(model.acomplete(USER) for _ in range(8)))
     assert time.monotonic() - start < 0.8 and {r.text for r in results} == {"The answer is 4"}
+    await model.aclose()
 
 
 def test_anthropic_needs_a_key():

@@ -146,3 +146,7 @@ class ChatModel:
     def close(self) -> None:
         """Release resources (HTTP clients, loaded weights)."""
 
+    async def aclose(self) -> None:
+        """Release what `acomplete` holds in the running event loop (async HTTP connections); call it before
+        the loop ends. The model stays usable: a later call opens new connections."""
+

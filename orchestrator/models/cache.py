@@ -108,3 +108,6 @@ class CachedModel(ChatModel):
 
     def close(self) -> None:
         self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

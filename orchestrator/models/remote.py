@@ -72,3 +72,11 @@ class RemoteModel(ChatModel):
             if self._sync is not None:
                 self._sync.close()
             self._sync, self._async = None, None
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._async is None or self._async[0] is not loop:
+                return  # nothing opened in this loop (another loop's client is that loop's to close)
+            client, self._async = self._async[1], None
+        await client.close()
