@@ -11,7 +11,7 @@ id, gold, answers (normalized; null when none was found), tokens per sample (cac
 call cost when it was made), seeds, model, strategy, temperature.
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
 `orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
-samples; `--json` also writes the report.
+samples; `--json` also writes the report, `--plot` the curve (accuracy against samples used).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.bench.datasets import Problem, load_dataset
+from orchestrator.bench.plot import plot_stopping
 from orchestrator.bench.stopping_replay import check_record, markdown, prepare, read_pool, replay
 from orchestrator.config import ReasonConfig
 from orchestrator.models import get_model
@@ -156,6 +157,8 @@ def replay_cmd(args: argparse.Namespace) -> None:
     print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.plot:
+        print(f"plot: {plot_stopping(report, Path(args.plot))}")
 
 
 def main() -> None:
@@ -181,6 +184,7 @@ def main() -> None:
     rep.add_argument("--orderings", type=int, default=200)
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--json", default="")
+    rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
     args = ap.parse_args()
     record(args) if args.command == "record" else replay_cmd(args)
 

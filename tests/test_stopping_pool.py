@@ -145,3 +145,16 @@ def test_committed_pool_is_well_formed_and_replays():
     assert min(len(r["answers"]) for r in records) >= 2
     report = replay(prepare(records), count=5, seed=0)
     assert report["problems"] == len(records) and report["fixed_k"]
+
+
+def test_replay_command_writes_the_report_and_the_curve(tmp_path, capsys):
+    import argparse
+
+    script = load_script()
+    out_json, out_png = tmp_path / "report.json", tmp_path / "curve.png"
+    script.replay_cmd(argparse.Namespace(pool=str(POOL), orderings=3, seed=0, json=str(out_json),
+                                         plot=str(out_png)))
+    report = json.loads(out_json.read_text())
+    assert len(report["fixed_k"]) == report["samples"] and {r["rule"] for r in report["adaptive"]} >= {"beta-0.8"}
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000
+    assert f"plot: {out_png}" in capsys.readouterr().out
