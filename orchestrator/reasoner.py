@@ -43,6 +43,7 @@ class Result:
     phases: dict[str, Totals] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    verified: bool | None = None  # the answer's last check: True passed, False failed, None none or a tie
 
     def to_dict(self, calls: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's `--json` output); `calls=True` keeps prompts and raw outputs."""
@@ -50,6 +51,7 @@ class Result:
         return {
             "question": self.question, "answer": self.answer, "normalized": self.normalized, "kind": self.kind,
             "model": self.model, "strategy": self.strategy, "stop_reason": self.stop_reason,
+            "verified": self.verified,
             "usage": {
                 "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
                 "reasoning_tokens": usage["completion_tokens"], "cached_tokens": usage["cached_tokens"],
@@ -154,7 +156,7 @@ class Reasoner:
             trajectory_path=str(ctx.trajectory_path) if ctx.trajectory_path else None,
             seconds=time.monotonic() - start, samples_used=outcome.samples_used,
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
-            error=outcome.error,
+            error=outcome.error, verified=answer.verified if answer else None,
         )
 
     async def asolve(self, question: str, on_event: EventHandler | None = None) -> Result:

@@ -60,7 +60,7 @@ def test_answers_on_stdout_with_the_live_view_on_stderr(recorded):
     assert result.exit_code == 0
     assert result.stdout == "4\n"
     assert "reflect" in result.stderr and "reward 0.90" in result.stderr and "✓ correct" in result.stderr
-    assert "answered · 4 steps · 3 calls" in result.stderr
+    assert "answered · verified · 4 steps · 3 calls" in result.stderr
     [saved] = runs()
     assert f"trajectory: {saved}" in result.stderr.replace("\n", "")
     header, _, end = load_trajectory(saved)
@@ -72,7 +72,7 @@ def test_json_prints_one_object_with_answer_usage_and_steps(recorded):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert (data["question"], data["answer"], data["normalized"]) == (Q, "4", "4")
-    assert (data["strategy"], data["stop_reason"]) == ("chain", "answered")
+    assert (data["strategy"], data["stop_reason"], data["verified"]) == ("chain", "answered", True)
     assert data["model"].startswith("replay/")
     assert set(data["usage"]) >= {"prompt_tokens", "completion_tokens", "reasoning_tokens", "calls",
                                   "cost_usd", "seconds"}

@@ -72,7 +72,13 @@ def test_failed_verification_writes_a_lesson_that_reaches_the_next_attempt():
     assert [s.attempt for s in result.steps][:6] == [0, 0, 0, 0, 0, 1]
     second_attempt_question = model.calls[5][1]["content"]
     assert "'all but N' means N remain" in second_attempt_question
-    assert result.answer == "9"
+    assert result.answer == "9" and result.verified is True
+
+
+def test_an_answer_that_failed_its_check_says_so_when_attempts_run_out():
+    script = [PLAN, "Final answer: 8", "Reward: 0.9", "Verdict: INCORRECT", "Lesson: reread."]
+    result, _ = solve(script, ReasonConfig(plan=True, max_attempts=1))
+    assert (result.answer, result.verified) == ("8", False)
 
 
 def test_low_final_reward_fails_the_attempt_and_best_answer_is_kept_when_attempts_run_out():
@@ -295,7 +301,7 @@ def test_resolve_verification_asks_the_bare_question_again_and_verifies_a_majori
     # Each re-solve is the plain question alone: no system prompt, none of the chain.
     assert all(calls == [{"role": "user", "content": Q}] for calls in model.calls[2:6])
     assert "9 x3, 8 x1" in check.observation and "has 4 of 5 votes" in check.observation
-    assert result.usage.calls == 6
+    assert result.usage.calls == 6 and result.verified is True and result.to_dict()["verified"] is True
 
 
 def test_resolve_verification_refutes_an_outvoted_answer_and_the_lesson_names_the_votes():
@@ -315,6 +321,7 @@ def test_resolve_verification_with_no_readable_answer_leaves_the_answer_unverifi
     script = ["Final answer: 9", "Reward: 0.9", "hmm", "I am not sure", "?", "no idea"]
     result, _ = solve(script, RESOLVE)
     assert result.steps[2].verdict is None and kinds(result)[-1] == "answer" and result.answer == "9"
+    assert result.verified is None
 
 
 def test_resolve_verification_wins_the_final_vote_when_attempts_run_out():
@@ -323,6 +330,7 @@ def test_resolve_verification_wins_the_final_vote_when_attempts_run_out():
     result, _ = solve(script, RESOLVE)
     assert [s.verdict for s in result.steps if s.kind == "verify"] == [False, False]
     assert result.answer == "9"  # 6 re-solves say 9, the chain said 8 twice
+    assert result.verified is None  # the re-solves' answer won the vote; it was not itself checked
 
 
 def test_resolve_verification_checks_the_budget_for_all_its_calls_before_drawing_any():

@@ -107,7 +107,7 @@ def solve_one(reasoner: Reasoner, arm: Arm, problem: Problem, seed: int | None) 
     row.update(
         predicted=result.answer, normalized=result.normalized,
         correct=bool(result.answer is not None and score(problem, result.answer)),
-        stop_reason=result.stop_reason, error=result.error, prompt_tokens=u.prompt_tokens,
+        stop_reason=result.stop_reason, verified=result.verified, error=result.error, prompt_tokens=u.prompt_tokens,
         completion_tokens=u.completion_tokens, reasoning_tokens=u.reasoning_tokens,
         cached_tokens=u.cached_tokens, calls=u.calls, tool_calls=u.tool_calls, cost_usd=u.cost_usd,
         seconds=time.monotonic() - start,

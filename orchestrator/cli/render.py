@@ -157,8 +157,10 @@ class LiveView:
         """The closing line: stop reason, usage, time, and where the trajectory is."""
         u = result.usage
         style = "green" if result.answer is not None else "red"
+        checked = {True: (" · verified", "green"), False: (" · failed its check", "yellow")}
         self.console.print(Text.assemble(
             (result.stop_reason, style),
+            checked.get(result.verified, ("", "")),
             (f" · {len(result.steps)} steps · {u.calls} calls · {u.total_tokens:,} tokens · ${u.cost_usd:.4f}"
              f" · {result.seconds:.1f}s", "dim"),
         ))
