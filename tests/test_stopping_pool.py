@@ -15,7 +15,7 @@ from orchestrator.bench.stopping_replay import (
     adaptive, check_record, fixed_k, markdown, orderings, prepare, read_pool, replay,
 )
 from orchestrator.strategies.stopping import (
-    StopRule, beta_confidence, flip_probability, majority, marginal_gain, stop_point, tally,
+    StopRule, beta_confidence, flip_probability, majority, marginal_gain, needed, stop_point, tally,
 )
 
 POOL = Path(__file__).parent / "data" / "stopping_pool.jsonl"
@@ -65,6 +65,24 @@ SYNTHETIC = [
      "tokens": [120] * 8},
     {"id": "hard", "gold": "7", "answers": ["1", "2", "3", "4", "7", "6", "1", "2"], "tokens": [300] * 8},
 ]
+
+
+def test_needed_is_the_fewest_samples_after_which_the_rule_could_stop():
+    beta = StopRule()  # 0.95: 4-0 passes, 3-0 does not; 6-1 passes, 5-1 does not
+    assert [needed([], beta, 8), needed(["a"], beta, 8), needed(["a", None], beta, 8)] == [4, 3, 3]
+    assert needed(["a", "b"], beta, 8) == 5 and needed(["a", "b"], beta, 3) == 3  # capped by what is allowed
+    assert needed(["a", "b"], StopRule("window", window=3), 8) == 2  # b, b: the last three are not all a
+    assert needed(["a"] * 3, StopRule("none"), 5) == 5  # fixed k: all of them
+    assert needed(["a"] * 5, StopRule(min_gain=0.1), 3) == 1  # the cost rule may stop after any sample
+    assert needed(["a"], beta, 0) == 0
+    # Lossless: for every sequence, a one-at-a-time run cannot stop before `needed` more answers are in.
+    import itertools
+
+    for seq in itertools.product("ab", repeat=6):
+        n, _ = stop_point(list(seq), beta)
+        for i in range(6):
+            if n > i:  # not stopped after the first i: it stops no sooner than i + needed
+                assert n >= i + needed(list(seq[:i]), beta, 6 - i)
 
 
 def test_records_are_checked():

@@ -113,6 +113,22 @@ def test_vote_runs_samples_concurrently_within_the_bound():
     assert 1 < model.max_active <= 3 and result.samples_used == 12
 
 
+def test_parallel_vote_launches_only_what_its_rule_needs_so_an_early_stop_saves_samples():
+    # 8 may run at once, but Beta at 0.95 cannot stop before 4 answers: 4 run, agree, and the vote stops.
+    model = ScriptedModel(answers(9), repeat_last=True, latency=0.05)
+    result = solve(model, "vote", {"samples": 8}, concurrency=8)
+    assert (result.stop_reason, result.samples_used, model.max_active) == ("consensus", 4, 4)
+    # 9, 9, 9, 5 first: Beta needs 6-1 (5-1 falls short), so 3 more run at once, agree, and the vote stops.
+    model = ScriptedModel(answers(9, 9, 9, 5, 9), repeat_last=True, latency=0.05)
+    result = solve(model, "vote", {"samples": 16}, concurrency=8)
+    assert (result.stop_reason, result.samples_used, result.details["votes"]) == ("consensus", 7, {"9": 6, "5": 1})
+    assert model.max_active == 4
+    # speculate: launch more than needed (faster, possibly wasted); a large number launches all at once
+    model = ScriptedModel(answers(9), repeat_last=True, latency=0.05)
+    result = solve(model, "vote", {"samples": 8, "speculate": 8}, concurrency=8)
+    assert (result.stop_reason, result.samples_used, model.max_active) == ("consensus", 8, 8)
+
+
 def test_vote_runs_one_at_a_time_for_a_local_model():
     model = ScriptedModel(answers(*range(6)), latency=0.02)
     model.is_local = True

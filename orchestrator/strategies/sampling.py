@@ -6,6 +6,9 @@ every call is checked again (`Run.ask`, counting calls in flight in other chains
 by at most one call's worth. The projection errs high (running samples' partial costs count twice).
 Samples run at most `ctx.parallel` at a time: one for an in-process model without slots (then in this
 thread), else a rolling pool in which a finished sample is decided on before the next one is launched.
+A strategy whose stopping rule could end the sampling early also bounds how many run at once (`wanted`):
+`vote` launches only the samples its rule needs whatever they answer, so parallel sampling spends no
+sample a one-at-a-time run would not have.
 """
 
 from __future__ import annotations
@@ -79,10 +82,11 @@ def affordable(
 
 def run_samples(
     ctx: StrategyContext, indices: list[int], decide: Decide, first_calls: float = 1.0, done: int = 0,
-    **overrides: Any,
+    wanted: Callable[[], int] | None = None, **overrides: Any,
 ) -> Sampled:
     """Run chains `indices` (config `overrides`) until `decide` names a stop reason, the budget would be
-    overrun, or all have run ('limit'). `done`: samples already paid for (they inform the projection)."""
+    overrun, or all have run ('limit'). `done`: samples already paid for (they inform the projection).
+    `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs)."""
     out = Sampled()
     queue = list(indices)
 
@@ -106,11 +110,14 @@ def run_samples(
                 out.stop_reason = reason
                 return out
         return out
+    def room() -> int:
+        return min(ctx.parallel, max(1, wanted())) if wanted else ctx.parallel
+
     reason: str | None = None
     with ThreadPoolExecutor(max_workers=ctx.parallel) as pool:
         pending: dict[Future[Run], int] = {}
         while True:
-            while reason is None and queue and len(pending) < ctx.parallel:
+            while reason is None and queue and len(pending) < room():
                 if (short := stop_launching(len(pending))) is not None:
                     reason = None if pending else short  # with samples in flight, decide again when they end
                     break

@@ -123,6 +123,26 @@ def consensus(labels: Sequence[Label], rule: StopRule) -> bool:
     return v1 > 0 and beta_confidence(v1, v2) >= rule.confidence
 
 
+def needed(labels: Sequence[Label], rule: StopRule, more: int) -> int:
+    """The fewest further samples after which `rule` could stop, in the best case (all of them giving the one
+    answer that gets there soonest); `more` when it cannot stop within the `more` samples still allowed.
+
+    This is how many samples may run at once without waste: whatever they answer, a one-at-a-time run could
+    not have stopped before all of them were in, so running them in parallel spends the same samples
+    (as each finishes the count is taken again; one answer lowers it by at most one)."""
+    if more <= 0:
+        return 0
+    gain_from = max(1, rule.min_samples - len(labels)) if rule.min_gain > 0 else more  # the cost rule
+    if rule.rule == "none":
+        return min(gain_from, more)
+    fresh = object()  # an answer not seen yet
+    answers: list[Any] = [label for label, _ in tally(labels)] + [fresh]
+    for m in range(1, min(gain_from, more) + 1):
+        if any(consensus([*labels, *[a] * m], rule) for a in answers):
+            return m
+    return min(gain_from, more)
+
+
 def decide(labels: Sequence[Label], rule: StopRule, more: int, tokens_per_sample: float) -> str | None:
     """Why to stop now: 'consensus' (the rule holds), 'min_gain' (more samples are not worth it), or None."""
     if consensus(labels, rule):

@@ -6,9 +6,14 @@ vote together) and the majority wins. Sampling stops as soon as the stopping rul
 `orchestrator.strategies.stopping` says the majority is stable ('consensus'), when the budget would be
 overrun by the next sample ('budget_<resource>'), or when `samples` have run ('limit').
 
-Options: samples (8), temperature (0.7), chain (config overrides for the sampled chains), and the stopping
-rule's rule ('beta'), confidence (0.95), window (3), min_samples (2), min_gain (0: off; expected answer
-flips per 1,000 tokens of the remaining samples below which sampling stops).
+Where chains run in parallel (a remote model, a local one with slots), only as many run at once as the rule
+needs whatever they answer (`stopping.needed`: 4 at first for Beta at 0.95, then as the tally requires),
+so an early stop saves the same samples it would one at a time; `speculate` launches that many more
+(faster, and possibly wasted; a large number launches all at once).
+
+Options: samples (8), temperature (0.7), chain (config overrides for the sampled chains), speculate (0),
+and the stopping rule's rule ('beta'), confidence (0.95), window (3), min_samples (2), min_gain (0: off;
+expected answer flips per 1,000 tokens of the remaining samples below which sampling stops).
 """
 
 from __future__ import annotations
@@ -61,7 +66,12 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = ()) ->
             return "consensus"
         return None
 
-    sampled = run_samples(ctx, indices, decide, done=len(prior), **chain_overrides(ctx))
+    speculate = int(ctx.options.get("speculate", 0))
+
+    def wanted() -> int:
+        return stopping.needed(labels, rule, allowed - len(labels)) + speculate
+
+    sampled = run_samples(ctx, indices, decide, done=len(prior), wanted=wanted, **chain_overrides(ctx))
     runs = [*prior, *sampled.runs]
     winner = stopping.majority(labels)
     v1, v2 = stopping.top_two(labels)
