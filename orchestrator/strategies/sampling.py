@@ -110,6 +110,7 @@ def run_samples(
                 out.stop_reason = reason
                 return out
         return out
+
     def room() -> int:
         return min(ctx.parallel, max(1, wanted())) if wanted else ctx.parallel
 
