@@ -43,7 +43,7 @@ class Result:
     phases: dict[str, Totals] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    verified: bool | None = None  # the answer's last check: True passed, False failed, None none or a tie
+    verified: bool | None = None  # the answer's last check (verify_by): True passed, False failed, None none/tie
 
     def to_dict(self, calls: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's `--json` output); `calls=True` keeps prompts and raw outputs."""

@@ -60,7 +60,7 @@ def test_answers_on_stdout_with_the_live_view_on_stderr(recorded):
     assert result.exit_code == 0
     assert result.stdout == "4\n"
     assert "reflect" in result.stderr and "reward 0.90" in result.stderr and "✓ correct" in result.stderr
-    assert "answered · verified · 4 steps · 3 calls" in result.stderr
+    assert "answered · passed its check · 4 steps · 3 calls" in result.stderr
     [saved] = runs()
     assert f"trajectory: {saved}" in result.stderr.replace("\n", "")
     header, _, end = load_trajectory(saved)

@@ -157,7 +157,8 @@ class LiveView:
         """The closing line: stop reason, usage, time, and where the trajectory is."""
         u = result.usage
         style = "green" if result.answer is not None else "red"
-        checked = {True: (" · verified", "green"), False: (" · failed its check", "yellow")}
+        # The check is whatever verify_by ran: the model's own review (weak on small models), a program, re-solves.
+        checked = {True: (" · passed its check", "green"), False: (" · failed its check", "yellow")}
         self.console.print(Text.assemble(
             (result.stop_reason, style),
             checked.get(result.verified, ("", "")),
