@@ -254,9 +254,9 @@ def _verify_by_resolving(run: Run) -> Step:
     seen: list[str] = []
     votes = Counter(label for a in answers if (label := group(a.text, seen, run.kind)) is not None)
     groups = list(votes.items())  # (an answer, its votes), in order of first appearance
-    agree = sum(votes for text, votes in groups if same_answer(text, pending.answer, run.kind))
-    rival = max((g for g in groups if not same_answer(g[0], pending.answer, run.kind)), key=lambda g: g[1],
-                default=None)
+    ours = {text for text, _ in groups if same_answer(text, pending.answer, run.kind)}  # compared once each
+    agree = sum(votes for text, votes in groups if text in ours)
+    rival = max((g for g in groups if g[0] not in ours), key=lambda g: g[1], default=None)
     mine = agree + 1  # the chain's answer is a vote too
     verdict: bool | None = None
     if answers:
