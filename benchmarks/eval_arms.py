@@ -3,7 +3,8 @@
     python benchmarks/eval_arms.py --dataset gsm8k --limit 50 --seed 0 \
         --arm local/qwen2.5-coder-1.5b:plain --arm local/qwen2.5-coder-1.5b:chain --out benchmarks/results/x
 
-An arm is MODEL:STRATEGY[:key=value,...] where keys are ReasonConfig fields (e.g. tools=true). Results are
+An arm is MODEL:STRATEGY[:key=value,...] where keys are ReasonConfig fields (e.g. tools=true) or strategy
+options (e.g. samples=16), as in `reason bench -s STRATEGY:KEY=VALUE,...`. Results are
 appended to OUT/results.jsonl (resumable); `--local-slots N` solves N problems of a local model at once
 (continuous batching); the summary goes to OUT/summary.json and OUT/summary.md.
 """
@@ -15,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from orchestrator.bench.arms import write_manifest
+from orchestrator.bench.arms import parse_strategy, write_manifest
 from orchestrator.bench.datasets import load_dataset
 from orchestrator.bench.runner import Arm, read_results, run_bench
 from orchestrator.bench.stats import markdown_table, summarize
@@ -28,16 +29,12 @@ def parse_arm(spec: str) -> Arm:
     else:
         parts = spec.split(":")
     model, strategy = parts[0], parts[1]
-    overrides = {}
-    if len(parts) > 2 and "=" in parts[2]:
-        for kv in parts[2].split(","):
-            k, v = kv.split("=")
-            try:
-                overrides[k] = json.loads(v)  # numbers, true/false
-            except json.JSONDecodeError:
-                overrides[k] = v  # words: verify_by=resolve, sandbox=local
     label = parts[2] if len(parts) > 2 else ""
-    return Arm(model=model, strategy=strategy, label=label, config=ReasonConfig(**overrides))
+    overrides, options = {}, {}
+    if "=" in label:  # KEY=VALUE,...: read as `reason bench -s STRATEGY:KEY=VALUE,...` reads it
+        _, overrides, options = parse_strategy(f"{strategy}:{label}")
+    return Arm(model=model, strategy=strategy, label=label, config=ReasonConfig(**overrides),
+               strategy_options=options)
 
 
 def main() -> None:

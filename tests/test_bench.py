@@ -314,3 +314,22 @@ def test_the_manifest_keeps_every_command_that_added_to_the_folder(tmp_path):
     write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["b"], command="cmd one")  # a resume adds nothing
     manifest = read_manifest(tmp_path)
     assert manifest["command"] == "cmd one\ncmd two" and manifest["problem_ids"] == ["a", "b"]
+
+
+def test_eval_arms_reads_arm_settings_as_reason_bench_does():
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "eval_arms.py"
+    spec = importlib.util.spec_from_file_location("eval_arms", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    arm = module.parse_arm("local/qwen2.5-coder-1.5b:chain:verify_by=resolve,max_attempts=3")
+    assert (arm.key, arm.config.verify_by, arm.config.max_attempts) == (
+        "local/qwen2.5-coder-1.5b|chain|verify_by=resolve,max_attempts=3", "resolve", 3)
+    arm = module.parse_arm("local/m:vote:samples=16,tools=true")
+    assert arm.strategy_options == {"samples": 16} and arm.config.tools is True
+    arm = module.parse_arm("http://127.0.0.1:8000/v1#qwen|plain|optillm-cot_reflection")  # a label, no settings
+    assert (arm.model, arm.label, arm.strategy_options) == (
+        "http://127.0.0.1:8000/v1#qwen", "optillm-cot_reflection", {})
+    with pytest.raises(ConfigError, match="bad strategy"):
+        module.parse_arm("local/m:chain:verify_by=resolve,oops")
