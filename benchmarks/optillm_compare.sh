@@ -5,16 +5,21 @@
 #
 # Needs optillm==0.4.0 installed in its own virtualenv (it pulls torch and transformers; we never import it):
 #   python3 -m venv /tmp/optvenv && /tmp/optvenv/bin/pip install optillm==0.4.0 torch==2.13.0
-# The embedded model is served by llama-cpp-python's OpenAI-compatible server on 127.0.0.1:8080, optillm
-# proxies it on 127.0.0.1:8000, and `eval_arms.py` sends each question as the only message (strategy plain).
-# optillm reports only completion tokens, so its prompt-token column reads 0 (see docs/results.md).
+# The embedded model is served by `benchmarks/model_server.py` on 127.0.0.1:8080 (messages passed to the model
+# as they come; 8 slots, so the concurrent requests of the 8 problems in flight are decoded together, as a
+# llama.cpp server with parallel slots would), optillm proxies it on 127.0.0.1:8000, and `eval_arms.py` sends
+# each question as the only message (strategy plain). optillm reports only completion tokens, so the server
+# logs every call's usage to OUT/optillm-APPROACH-usage.jsonl and the total is printed at the end (prompt +
+# completion tokens of every call optillm made, per problem; a resumed run's log also holds the calls of the
+# problems cut off before, so start a fresh OUT for exact totals).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 approach=${1:-cot_reflection}; limit=${2:-50}; seed=${3:-0}; out=${4:-benchmarks/results/gsm8k-chain}
 venv=${OPTILLM_VENV:-/tmp/optvenv}
-model=$(.venv/bin/python -c "from orchestrator.models.weights import weights_path; print(weights_path('qwen2.5-coder-1.5b'))")
-.venv/bin/python -m llama_cpp.server --model "$model" --host 127.0.0.1 --port 8080 --n_ctx 8192 \
-  --n_threads "$(nproc)" --model_alias qwen >/tmp/llama_server.log 2>&1 &
+usage="$out/optillm-$approach-usage.jsonl"
+mkdir -p "$out"
+OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/model_server.py --model local/qwen2.5-coder-1.5b \
+  --slots "${SLOTS:-8}" --port 8080 --usage-log "$usage" >/tmp/model_server.log 2>&1 &
 llama_pid=$!
 OPENAI_API_KEY=none "$venv/bin/optillm" --base-url http://127.0.0.1:8080/v1 --approach "$approach" \
   --host 127.0.0.1 --port 8000 >/tmp/optillm.log 2>&1 &
@@ -26,3 +31,9 @@ for _ in $(seq 120); do
 done
 OPENAI_API_KEY=none .venv/bin/python benchmarks/eval_arms.py --dataset gsm8k --limit "$limit" --seed "$seed" \
   --arm "http://127.0.0.1:8000/v1#qwen|plain|optillm-$approach" --out "$out"
+.venv/bin/python - "$usage" "$limit" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+p, c = sum(r["prompt_tokens"] for r in rows), sum(r["completion_tokens"] for r in rows)
+print(f"backend usage: {len(rows)} calls, {p} prompt + {c} completion tokens; {(p + c) / int(sys.argv[2]):.0f} a problem")
+PY
