@@ -147,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, self.server.complete(body))
         except (BadRequest, ValueError, TypeError) as e:
             self.send_json(400, {"error": {"message": str(e), "type": "invalid_request_error"}})
-        except Exception as e:  # the model failed: the client sees why, the server keeps serving
+        except Exception as e:  # noqa: BLE001 -- the model failed: the client sees why, the server keeps serving
             self.send_json(500, {"error": {"message": f"{type(e).__name__}: {e}", "type": "server_error"}})
 
 
