@@ -264,6 +264,17 @@ def test_one_model_serves_32_threads_at_once(srv):
     assert texts == ["The answer is 4"] * 32 and time.monotonic() - start < 3
 
 
+def test_samples_are_requested_at_once_each_with_its_seed(srv):
+    srv.latency = 1.0
+    model = openai_model(srv)
+    completions = model.sample(USER, [7, 8, 9, 10], temperature=0.7, max_tokens=32)
+    assert [c.text for c in completions] == ["The answer is 4"] * 4
+    bodies = [r.body for r in srv.requests]
+    assert sorted(b["seed"] for b in bodies) == [7, 8, 9, 10] and {b["temperature"] for b in bodies} == {0.7}
+    arrivals = sorted(r.at for r in srv.requests)
+    assert arrivals[-1] - arrivals[0] < 0.5  # all four were in flight before the first answer (1 s) came
+
+
 def test_models_endpoint(srv):
     import httpx
 

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from orchestrator.models import pricing, retry
-from orchestrator.models.base import CallOptions, ChatModel, Usage
+from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
 
 class RemoteModel(ChatModel):
@@ -66,6 +66,20 @@ class RemoteModel(ChatModel):
 
     def cost(self, usage: Usage) -> float:
         return pricing.cost(self.pricing_name, usage)
+
+    def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
+        """One completion per seed, requested at once (a thread each; the results in the order of `seeds`):
+        independent samples cost one call's latency, not `len(seeds)`. Each request keeps its own seed and its
+        own retries. (Not one request with `n`: that would give every sample the same seed, and many servers
+        ignore `n`.)"""
+        if len(seeds) < 2:
+            return super().sample(messages, seeds, **options)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(seeds), thread_name_prefix="sample") as pool:
+            return list(pool.map(
+                lambda i: self.complete(messages, sample_index=i, **{**options, "seed": seeds[i]}),
+                range(len(seeds))))
 
     def close(self) -> None:
         with self._lock:
