@@ -333,3 +333,30 @@ def test_eval_arms_reads_arm_settings_as_reason_bench_does():
         "http://127.0.0.1:8000/v1#qwen", "optillm-cot_reflection", {})
     with pytest.raises(ConfigError, match="bad strategy"):
         module.parse_arm("local/m:chain:verify_by=resolve,oops")
+
+
+def test_lost_rows_are_rebuilt_from_the_trajectories(tmp_path):
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "recover_rows.py"
+    spec = importlib.util.spec_from_file_location("recover_rows", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gold = write_problems(tmp_path / "q.jsonl", 6)
+    out = tmp_path / "out"
+    with serve(replies=answers(gold, right=lambda i: i % 2 == 0)) as srv:
+        result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-o", str(out))
+        assert result.exit_code == 0, result.output
+        arm = f"{srv.model('m')}|plain|"
+    rows = read_results(out / "results.jsonl")
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))  # 4 rows lost
+    rebuilt = module.recover(out, arm)
+    assert sorted(r["problem_id"] for r in rebuilt) == sorted(r["problem_id"] for r in rows[2:])
+    originals = {r["problem_id"]: r for r in rows}
+    for r in rebuilt:
+        o = originals[r["problem_id"]]
+        assert r["recovered"] and (r["correct"], r["predicted"], r["gold"], r["completion_tokens"]) == (
+            o["correct"], o["predicted"], o["gold"], o["completion_tokens"])
+    assert module.recover(out, arm, since="99999999") == []  # outside the time window
+    with pytest.raises(SystemExit, match="several trajectories"):
+        module.recover(out, f"{srv.model('m')}|vote|")
