@@ -144,8 +144,9 @@ class Run:
 
     def ask_plain(self, n: int, phase: str, max_tokens: int) -> list[tuple[str, Call]]:
         """`n` independent answers to the bare question, asked as `plain` asks it (no system prompt, none of
-        the chain), at the retry temperature with a seed each; drawn together where the model can (a local
-        model decodes them in one batch). The budget is checked for all `n` before any is drawn."""
+        the chain), at the retry temperature with a seed each; drawn together where the model can (a remote
+        model requests them at once, a local model decodes them in one batch). The budget is checked for all
+        `n` before any is drawn."""
         messages: list[Message] = [{"role": "user", "content": self.question}]
         base = 0 if self.config.seed is None else self.config.seed
         seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]

@@ -11,6 +11,9 @@ from orchestrator.models import pricing, retry
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
 
+SAMPLE_THREADS = 16  # requests one `sample` draw has in flight at most
+
+
 class RemoteModel(ChatModel):
     """A model behind an HTTP API. `retry.py` retries its calls (the SDKs' own retries stay off). SDK clients
     are built on first use, so that importing an adapter never imports its SDK."""
@@ -70,13 +73,13 @@ class RemoteModel(ChatModel):
     def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
         """One completion per seed, requested at once (a thread each; the results in the order of `seeds`):
         independent samples cost one call's latency, not `len(seeds)`. Each request keeps its own seed and its
-        own retries. (Not one request with `n`: that would give every sample the same seed, and many servers
-        ignore `n`.)"""
+        own retries; at most `SAMPLE_THREADS` are in flight (a larger draw queues; 429s are retried as usual).
+        (Not one request with `n`: that would give every sample the same seed, and many servers ignore `n`.)"""
         if len(seeds) < 2:
             return super().sample(messages, seeds, **options)
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(len(seeds), thread_name_prefix="sample") as pool:
+        with ThreadPoolExecutor(min(len(seeds), SAMPLE_THREADS), thread_name_prefix="sample") as pool:
             return list(pool.map(
                 lambda i: self.complete(messages, sample_index=i, **{**options, "seed": seeds[i]}),
                 range(len(seeds))))
