@@ -180,6 +180,21 @@ def test_timeout_then_success(srv):
     assert 0.5 <= seconds < 3
 
 
+def test_the_timeout_can_be_set_from_the_environment(srv, monkeypatch):
+    monkeypatch.setenv("REASON_HTTP_TIMEOUT", "0.5")
+    srv.faults.append(Fault.hang(10))
+    model = openai_model(srv)
+    assert model.timeout == 0.5 and model.complete(USER).text == "The answer is 4" and len(srv.posts()) == 2
+    monkeypatch.setenv("REASON_HTTP_TIMEOUT", "7200")
+    assert openai_model(srv).timeout == 7200 and openai_model(srv, timeout=3).timeout == 3
+    for bad in ("soon", "0", "-5", "inf", "nan"):
+        monkeypatch.setenv("REASON_HTTP_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="REASON_HTTP_TIMEOUT must be a number of seconds"):
+            openai_model(srv)
+    monkeypatch.delenv("REASON_HTTP_TIMEOUT")
+    assert openai_model(srv).timeout == 600
+
+
 def test_gives_up_after_the_configured_attempts(srv):
     srv.faults.extend([503] * 10)
     with pytest.raises(ProviderError, match=r"HTTP 503.*gave up after 3 attempts"):

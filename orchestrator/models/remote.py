@@ -4,11 +4,29 @@ the connection settings, the retry policy, the context window and price lookup, 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
+from orchestrator.errors import ConfigError
 from orchestrator.models import pricing, retry
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
+
+
+def http_timeout() -> float:
+    """Seconds a remote request may take: `REASON_HTTP_TIMEOUT`, else 600. A slow server (a proxy running
+    several calls of a CPU model per request) needs more; a request cut off by the timeout is retried, and a
+    retried request that the server keeps computing only adds to its load."""
+    raw = os.environ.get("REASON_HTTP_TIMEOUT", "").strip()
+    if not raw:
+        return 600.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"REASON_HTTP_TIMEOUT must be a number of seconds above 0, not {raw!r}")
+    return value
 
 
 SAMPLE_THREADS = 16  # requests one `sample` draw has in flight at most
@@ -28,17 +46,18 @@ class RemoteModel(ChatModel):
         model: str,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: float = 600.0,
+        timeout: float | None = None,
         max_retries: int | None = None,
         retry_policy: retry.RetryPolicy | None = None,
         context_window: int | None = None,
         pricing_name: str | None = None,
     ) -> None:
-        """`max_retries` N means N + 1 attempts; `pricing_name` (default `model`) finds prices and the
-        context window in the price map."""
+        """`timeout`: seconds a request may take (default `REASON_HTTP_TIMEOUT`, else 600); a request that
+        times out is retried. `max_retries` N means N + 1 attempts; `pricing_name` (default `model`) finds
+        prices and the context window in the price map."""
         super().__init__(options)
         self.name, self.model, self.api_key, self.base_url = name, model, api_key, base_url
-        self.timeout = timeout
+        self.timeout = http_timeout() if timeout is None else timeout
         self.retry = retry_policy or retry.RetryPolicy()
         if max_retries is not None:
             self.retry.attempts = max_retries + 1
