@@ -29,8 +29,8 @@ for _ in $(seq 120); do
   curl -sf http://127.0.0.1:8080/v1/models >/dev/null && curl -s http://127.0.0.1:8000/ >/dev/null && break
   sleep 1
 done
-# One moa request is several model calls queued behind 7 other problems' calls: no client timeout (a request
-# cut off at the default 600 s would be sent again while optillm still computes the first).
+# One moa request is several model calls queued behind 7 other problems' calls: a one-day client timeout (a
+# request cut off at the default 600 s would be sent again while optillm still computes the first).
 OPENAI_API_KEY=none REASON_HTTP_TIMEOUT=86400 .venv/bin/python benchmarks/eval_arms.py --dataset gsm8k --limit "$limit" --seed "$seed" \
   --arm "http://127.0.0.1:8000/v1#qwen|plain|optillm-$approach" --out "$out"
 .venv/bin/python - "$usage" "$limit" <<'PY'
