@@ -26,18 +26,11 @@ from typing import Any
 
 from orchestrator.models import get_model
 from orchestrator.models.base import ChatModel
+from orchestrator.server import APIError, text_of
 
 
 class BadRequest(ValueError):
     pass
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-        return "".join(p.get("text", "") for p in content)
-    raise BadRequest("only text content is supported")
 
 
 def read_request(body: Any) -> tuple[list[dict[str, str]], dict[str, Any], int]:
@@ -145,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw or b"null")
             self.send_json(200, self.server.complete(body))
-        except (BadRequest, ValueError, TypeError) as e:
+        except (BadRequest, APIError, ValueError, TypeError) as e:
             self.send_json(400, {"error": {"message": str(e), "type": "invalid_request_error"}})
         except Exception as e:  # noqa: BLE001 -- the model failed: the client sees why, the server keeps serving
             self.send_json(500, {"error": {"message": f"{type(e).__name__}: {e}", "type": "server_error"}})

@@ -23,27 +23,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator.bench.arms import Arm
 from orchestrator.bench.datasets import load_dataset
-from orchestrator.bench.runner import read_results
+from orchestrator.bench.runner import problem_row, read_results
 from orchestrator.bench.scorers import score
+from orchestrator.trajectory import load_trajectory
 
 ONE_TRAJECTORY = ("plain", "chain")
-
-
-def read_trajectory(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(header, end record or None) of a trajectory file."""
-    header: dict[str, Any] = {}
-    end = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn last line
-        if record.get("type") == "header":
-            header = record
-        elif record.get("type") == "end":
-            end = record
-    return header, end
 
 
 def recover(folder: Path, arm: str, since: str = "", until: str = "~") -> list[dict[str, Any]]:
@@ -60,7 +46,7 @@ def recover(folder: Path, arm: str, since: str = "", until: str = "~") -> list[d
     for path in sorted((folder / "trajectories").glob("*.jsonl")):
         if path.name in named or not since <= path.name[:15] <= until:
             continue
-        header, end = read_trajectory(path)
+        header, _, end = load_trajectory(path)
         if header.get("model") != model or header.get("strategy") != strategy or end is None:
             continue
         problem = by_question.get(header.get("question", ""))
@@ -68,9 +54,8 @@ def recover(folder: Path, arm: str, since: str = "", until: str = "~") -> list[d
             continue
         usage, answer = end.get("usage") or {}, end.get("answer")
         recovered.append({
-            "arm": arm, "model": model, "strategy": strategy, "label": label, "problem_id": problem.id,
-            "kind": problem.kind, "gold": problem.answer, "seed": manifest["seed"], "predicted": answer,
-            "normalized": end.get("normalized"),
+            **problem_row(Arm(model=model, strategy=strategy, label=label), problem, manifest["seed"]),
+            "predicted": answer, "normalized": end.get("normalized"),
             "correct": bool(answer is not None and score(problem, answer)),
             "stop_reason": end.get("stop_reason"), "error": end.get("error"),
             "prompt_tokens": usage.get("prompt_tokens", 0), "completion_tokens": usage.get("completion_tokens", 0),

@@ -89,13 +89,18 @@ class ResultsFile:
             self._file.close()
 
 
-def solve_one(reasoner: Reasoner, arm: Arm, problem: Problem, seed: int | None) -> dict[str, Any]:
-    """Solve and score one problem; a failed solve is recorded as an error row, not raised."""
-    start = time.monotonic()
-    row: dict[str, Any] = {
+def problem_row(arm: Arm, problem: Problem, seed: int | None) -> dict[str, Any]:
+    """The fields of a results row that name what was solved: the arm, the problem and the seed."""
+    return {
         "arm": arm.key, "model": arm.model, "strategy": arm.strategy, "label": arm.label,
         "problem_id": problem.id, "kind": problem.kind, "gold": problem.answer, "seed": seed,
     }
+
+
+def solve_one(reasoner: Reasoner, arm: Arm, problem: Problem, seed: int | None) -> dict[str, Any]:
+    """Solve and score one problem; a failed solve is recorded as an error row, not raised."""
+    start = time.monotonic()
+    row = problem_row(arm, problem, seed)
     try:
         result = reasoner.solve(problem.question)
     except Exception as e:  # noqa: BLE001 - one problem's failure must not end the benchmark; it is recorded
