@@ -153,7 +153,7 @@ def replay_cmd(args: argparse.Namespace) -> None:
     bad = {r.get("id", "?"): e for r in records if (e := check_record(r))}
     if bad:
         raise SystemExit(f"malformed pool lines: {bad}")
-    report = replay(prepare(records), count=args.orderings, seed=args.seed)
+    report = replay(prepare(records), count=args.orderings, seed=args.seed, samples=args.samples)
     print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -183,6 +183,8 @@ def main() -> None:
     rep.add_argument("--pool", default="tests/data/stopping_pool.jsonl")
     rep.add_argument("--orderings", type=int, default=200)
     rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--samples", type=int, default=None,
+                     help="replay each problem's first N samples only (default: all the pool has)")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
     args = ap.parse_args()

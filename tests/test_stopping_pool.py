@@ -127,6 +127,16 @@ def test_replay_reports_the_curve_and_the_verdict():
     json.dumps(report)
 
 
+def test_replay_can_take_each_problems_first_samples_only():
+    grown = [{**r, "answers": r["answers"] + ["999"] * 4, "tokens": r["tokens"] + [50] * 4} for r in SYNTHETIC]
+    report = replay(prepare(grown), count=20, seed=0, samples=8)
+    assert report == replay(prepare(SYNTHETIC), count=20, seed=0)  # the first 8, in recorded order
+    assert replay(prepare(grown), count=20, seed=0)["samples"] == 12
+    assert replay(prepare(grown), count=20, seed=0, samples=99)["samples"] == 12
+    with pytest.raises(ValueError, match="at least 1"):
+        replay(prepare(SYNTHETIC), count=2, seed=0, samples=0)
+
+
 # --- the recorder -------------------------------------------------------------------------------------
 def test_recorder_appends_per_sample_and_resumes(tmp_path):
     script = load_script()
@@ -171,7 +181,7 @@ def test_replay_command_writes_the_report_and_the_curve(tmp_path, capsys):
     script = load_script()
     out_json, out_png = tmp_path / "report.json", tmp_path / "curve.png"
     script.replay_cmd(argparse.Namespace(pool=str(POOL), orderings=3, seed=0, json=str(out_json),
-                                         plot=str(out_png)))
+                                         plot=str(out_png), samples=None))
     report = json.loads(out_json.read_text())
     assert len(report["fixed_k"]) == report["samples"] and {r["rule"] for r in report["adaptive"]} >= {"beta-0.8"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000

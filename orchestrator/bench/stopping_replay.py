@@ -122,11 +122,18 @@ def default_rules() -> dict[str, StopRule]:
 
 def replay(
     problems: Sequence[PoolProblem], rules: dict[str, StopRule] | None = None, count: int = 200,
-    seed: int = 0, tolerance: float = 0.01,
+    seed: int = 0, tolerance: float = 0.01, samples: int | None = None,
 ) -> dict[str, Any]:
-    """Fixed-k accuracy for k = 1..N and each adaptive rule's accuracy and cost, with the verdict per rule."""
+    """Fixed-k accuracy for k = 1..N and each adaptive rule's accuracy and cost, with the verdict per rule.
+
+    N is the fewest samples any problem has, or `samples` when that is fewer: each problem's first N samples
+    (in recorded order) are replayed, so a pool recorded up to 16 replays as the pool of 8 it grew from."""
     rules = default_rules() if rules is None else rules
     n = min((len(p.labels) for p in problems), default=0)
+    if samples is not None:
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, not {samples}")
+        n = min(n, samples)
     problems = [PoolProblem(p.id, p.gold, p.labels[:n], p.tokens[:n], p.correct) for p in problems]
     orders = [orderings(p, count, seed) for p in problems]
     curve = [{"k": k, "accuracy": fixed_k(problems, k, orders)} for k in range(1, n + 1)]
