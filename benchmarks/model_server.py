@@ -8,7 +8,8 @@ as they come (system prompt, turns and all) and returns the model's reply: the p
 measured. Concurrent requests share the local model's batch (`--slots`, continuous batching), as a
 llama.cpp server with parallel slots would; `n` > 1 draws the samples together with seeds SEED, SEED+1, ...
 Every request appends its usage (prompt and completion tokens, all choices) to `--usage-log`, so the
-total tokens a peer spends are counted here even when the peer reports only completion tokens.
+total tokens a peer spends are counted here even when the peer reports only completion tokens; each line has
+the request's duration and its end time (UTC), so a run's calls can be told from a resumed run's.
 
 Endpoints: POST /v1/chat/completions (JSON; `stream` is refused), GET /v1/models, GET /health.
 """
@@ -93,7 +94,8 @@ class ModelServer(ThreadingHTTPServer):
             if self.usage_log is not None:
                 with self.usage_log.open("a") as f:
                     f.write(json.dumps({"prompt_tokens": prompt * n, "completion_tokens": generated, "n": n,
-                                        "seconds": round(time.perf_counter() - start, 3)}) + "\n")
+                                        "seconds": round(time.perf_counter() - start, 3),
+                                        "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
         return {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
             "model": str(body.get("model") or self.model.name),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def test_messages_pass_verbatim_and_n_samples_are_counted(served):
     r1 = client.chat.completions.create(model="qwen", messages=messages[1:])
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(row["n"], row["prompt_tokens"], row["completion_tokens"]) for row in rows] == [(3, 12, 12), (1, 2, 4)]
+    assert all(row["seconds"] >= 0 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["ended"]) for row in rows)
     assert r1.choices[0].message.content == "reply to two words"
 
 
