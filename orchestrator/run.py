@@ -80,6 +80,16 @@ class Run:
         return self.kind in ("math", "choice", "code", "game24")
 
     @property
+    def verification(self) -> str:
+        """How the verify state checks an answer: 'program' (solved again as code in the sandbox, math with
+        tools), 'resolve' (solved again from the bare question) or 'judge' (the model reviews its own chain).
+        The first two are independent of the chain; a judge's verdict is the model's opinion of its own work."""
+        how = self.config.verify_by
+        if how in ("auto", "program") and self.sandbox is not None and self.kind == "math":
+            return "program"
+        return "resolve" if how == "resolve" else "judge"
+
+    @property
     def native_tools(self) -> bool:
         """Whether the interpreter is offered through the provider's tool calling (else: fenced code)."""
         return self.sandbox is not None and self.config.native_tools and bool(self.model.supports_tools)

@@ -178,10 +178,9 @@ def backtrack(run: Run) -> Step:
 
 def verify(run: Run) -> Step:
     assert run.pending is not None and run.pending.answer is not None
-    how = run.config.verify_by
-    if how in ("auto", "program") and run.sandbox is not None and run.kind == "math":
+    if run.verification == "program":
         return _verify_by_program(run)
-    if how == "resolve":
+    if run.verification == "resolve":
         return _verify_by_resolving(run)
     instruction = _retrying(run) or run.render("verify", answer=run.pending.answer, tools=run.sandbox is not None)
     text, call = run.ask(instruction, "verify", max_tokens=min(640, run.config.max_tokens_per_call))

@@ -243,11 +243,27 @@ def test_token_budget_holds_for_every_strategy(strategy):
 
 
 # --- auto ---------------------------------------------------------------------------------------------
-def test_auto_stops_after_a_confident_chain():
+def test_auto_stops_after_a_chain_that_independent_re_solves_verify():
+    model = ScriptedModel(by_role(think=answers(9), reflect="Reward: 0.9"))  # the re-solves answer 9 too
+    result = solve(model, "auto", config=ReasonConfig(verify_by="resolve"))
+    decision = result.details["auto"]
+    assert result.stop_reason == "verified" and result.samples_used == 1 and result.answer == "9"
+    assert decision["difficulty"] == "easy" and decision["escalated_to"] is None
+    assert decision["first"]["verified_by"] == "resolve" and decision["why"] == "first chain verified by re-solves"
+
+
+def test_auto_does_not_take_the_models_own_review_as_proof():
     model = ScriptedModel(by_role(think=answers(9), reflect="Reward: 0.9", verify="Verdict: CORRECT"))
     result = solve(model, "auto")
-    assert result.stop_reason == "verified" and result.samples_used == 1
-    assert result.details["auto"]["difficulty"] == "easy" and result.details["auto"]["escalated_to"] is None
+    decision = result.details["auto"]
+    assert decision["first"]["verified"] is True and decision["first"]["verified_by"] == "judge"
+    assert decision["difficulty"] == "medium" and decision["escalated_to"] == "vote"
+    # the chain is the first vote; Beta at 0.95 stops once three fresh samples agree with it (4-0)
+    assert result.stop_reason == "consensus" and result.samples_used == 4 and result.details["order"] == ["9"] * 4
+    trusting = solve(ScriptedModel(by_role(think=answers(9), reflect="Reward: 0.9", verify="Verdict: CORRECT")),
+                     "auto", {"trust_self": True})
+    assert trusting.stop_reason == "verified" and trusting.samples_used == 1
+    assert trusting.details["auto"]["why"] == "first chain passed its own review (trust_self)"
 
 
 def test_auto_escalates_to_vote_when_the_chain_is_unsure():
@@ -258,6 +274,16 @@ def test_auto_escalates_to_vote_when_the_chain_is_unsure():
     assert decision["difficulty"] == "hard" and decision["escalated_to"] == "vote"
     assert result.answer == "9" and result.stop_reason == "consensus"
     assert result.details["order"][0] == "8"  # the first chain's answer counted as a vote
+
+
+def test_auto_without_verification_trusts_a_high_reward_only_when_told_to():
+    def run(options):
+        model = ScriptedModel(by_role(think=answers(9), reflect="Reward: 0.9"))
+        return solve(model, "auto", options, config=ReasonConfig(verify=False))
+    assert run({}).details["auto"]["escalated_to"] == "vote"
+    trusting = run({"trust_self": True})
+    assert trusting.samples_used == 1 and trusting.details["auto"]["difficulty"] == "easy"
+    assert trusting.details["auto"]["why"] == "confident first chain (trust_self)"
 
 
 def test_auto_does_not_escalate_without_budget_for_it():

@@ -23,7 +23,7 @@ DESCRIPTIONS: dict[str, str] = {
     "vote": "self-consistency: sample cheap chains, majority answer, stop once the majority is stable",
     "best-of-n": "several full chains, answers scored (reward, judge or code check), the best kept",
     "beam": "beam search over think steps scored by reflection, backing off from dead ends",
-    "auto": "one chain; escalate to vote or best-of-n when it is not confident and the budget allows",
+    "auto": "one chain; unless an independent check verified it, escalate to vote or best-of-n as the budget allows",
 }
 
 

@@ -3,14 +3,23 @@
 Reference: Snell et al. 2024 (Scaling LLM Test-Time Compute Optimally): picking the strategy per question by
 its difficulty beats any fixed one; easy questions need little more than one chain, hard ones parallel
 samples checked by a verifier; and Large Language Monkeys (Brown et al. 2024): without a checker, voting is
-what sampling can do. One chain runs first, as configured; its own evidence rates the difficulty:
+what sampling can do. One chain runs first, as configured; the evidence on its answer rates the difficulty:
 
-- easy: its answer was verified, or (verification off or impossible for the kind) its final reward is at
-  least `confident` (default `reward_high`). Stop: `verified` or the chain's `answered`.
-- medium: an answer rewarded at least `reward_low` but not verified (e.g. the verify step was unreadable).
-  Escalate to `vote`.
+- easy: its answer passed a check independent of the chain: solved again as a program that our sandbox ran
+  (math with tools), or by independent re-solves (`verify_by=resolve`). Stop: `verified`.
+- medium: an answer rewarded at least `reward_low` that no independent check confirmed, including one the
+  model's own review passed. Escalate to `vote`, the chain's answer counted as the first vote: the vote's
+  stopping rule ends it as soon as fresh samples agree with it (Beta at 0.95: three that agree).
 - hard: no answer, a failed verification, or a reward below `reward_low`. Escalate to `best-of-n` with the
   `check` scorer when a checker can recompute the answer (tools on, a numeric kind), else to `vote`.
+
+The model's opinion of its own chain (the judge's verdict, the reflection reward) does not make a question
+easy unless `trust_self` is set (then a passed review, or, where nothing can be verified, a reward of at
+least `confident`, default `reward_high`, counts as easy, as it did before): a model reviewing its own
+reasoning repeats its mistakes (Huang et al. 2023, "Large Language Models Cannot Self-Correct Reasoning
+Yet"). Measured here (docs/results.md): on 50 GSM8K problems the embedded 1.5B model's review passed 49 of
+its 50 chain answers, 17 of them wrong, and its reward was 1.0 on 15 of the wrong ones; answers that
+independent re-solves agreed with were right 85% of the time, answers they split on 10%.
 
 The escalation runs `samples` (6) more chains with the remaining budget, the first chain counting as a vote
 or candidate. It starts only if `min_escalation` (2) more samples are projected to fit (projected from the
@@ -33,13 +42,16 @@ from orchestrator.strategies.vote import vote
 ESCALATIONS = ("vote", "best-of-n", "none")
 
 
-def difficulty(run: Run, confident: float, reward_low: float, verifiable: bool) -> str:
-    """'easy', 'medium' or 'hard' from a finished chain's answer, reward and verification."""
+def difficulty(run: Run, confident: float, reward_low: float, verifiable: bool, trust_self: bool = False) -> str:
+    """'easy', 'medium' or 'hard' from a finished chain's answer, reward and verification (see the module)."""
     c = run.final
     if c is None or c.verified is False:
         return "hard"
     reward = c.reward or 0.0
-    if c.verified is True or (not verifiable and reward >= confident):
+    independent = verifiable and run.verification in ("program", "resolve")
+    if c.verified is True and (independent or trust_self):
+        return "easy"
+    if trust_self and not verifiable and reward >= confident:
         return "easy"
     return "medium" if reward >= reward_low else "hard"
 
@@ -62,11 +74,13 @@ def solve(ctx: StrategyContext) -> Outcome:
     cfg, o = ctx.config, ctx.options
     first = ctx.run_chain(0)
     verifiable = cfg.verify and first.can_verify
-    level = difficulty(first, float(o.get("confident", cfg.reward_high)), cfg.reward_low, verifiable)
+    trust_self = bool(o.get("trust_self", False))
+    level = difficulty(first, float(o.get("confident", cfg.reward_high)), cfg.reward_low, verifiable, trust_self)
     c = first.final
     decision: dict[str, Any] = {
         "first": {"answer": c.answer if c else None, "reward": c.reward if c else None,
-                  "verified": c.verified if c else None, "stop_reason": first.stop_reason},
+                  "verified": c.verified if c else None, "verified_by": first.verification if verifiable else None,
+                  "stop_reason": first.stop_reason},
         "difficulty": level, "escalated_to": None,
     }
     checker = default_scorer(ctx) == "check"
@@ -85,7 +99,12 @@ def solve(ctx: StrategyContext) -> Outcome:
         return single(first.stop_reason, "the first chain used up the budget")
     if level == "easy":
         reason = "verified" if c and c.verified else first.stop_reason or "answered"
-        return single(reason, "confident first chain")
+        by = decision["first"]["verified_by"]
+        why = (f"first chain verified by {'a program' if by == 'program' else 're-solves'}"
+               if c and c.verified and by in ("program", "resolve")
+               else "first chain passed its own review (trust_self)" if c and c.verified
+               else "confident first chain (trust_self)")
+        return single(reason, why)
     if target == "none" or n <= 0:
         return single(first.stop_reason or "answered", "escalation turned off")
     if short is not None:
