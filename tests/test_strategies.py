@@ -286,6 +286,16 @@ def test_auto_without_verification_trusts_a_high_reward_only_when_told_to():
     assert trusting.details["auto"]["why"] == "confident first chain (trust_self)"
 
 
+def test_auto_projects_its_vote_samples_from_what_they_repeat_not_from_the_whole_first_chain():
+    # the first chain's review is long (reflect, verify); a vote sample is a think call: 3 fit in what is left
+    review = "Checked every step carefully. " * 60 + "\nReward: 0.9"
+    model = ScriptedModel(by_role(think=answers(9), reflect=review, verify="Verdict: CORRECT"))
+    result = solve(model, "auto", budget=Budget(max_tokens=1300))
+    first, *votes = result.details["tokens_per_sample"]
+    assert first > 1300 / 2 and len(votes) == 3 and all(0 < t < first / 5 for t in votes)
+    assert result.stop_reason == "consensus" and result.answer == "9" and result.usage.total_tokens <= 1300
+
+
 def test_auto_does_not_escalate_without_budget_for_it():
     model = ScriptedModel(by_role(think=answers(8), reflect="Hmm.\nReward: 0.3", lesson="Lesson: reread."))
     result = solve(model, "auto", budget=Budget(max_calls=6))

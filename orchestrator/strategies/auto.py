@@ -88,7 +88,8 @@ def solve(ctx: StrategyContext) -> Outcome:
     if target not in ESCALATIONS:
         raise ConfigError(f"unknown escalation {target!r}; choose from {', '.join(ESCALATIONS)}")
     n = int(o.get("samples", 6))
-    short = blocked(ctx, 1, running=int(o.get("min_escalation", 2)) - 1, cost=sample_cost(ctx, target))
+    cost = sample_cost(ctx, target)
+    short = blocked(ctx, 1, running=int(o.get("min_escalation", 2)) - 1, cost=cost)
 
     def single(reason: str, why: str) -> Outcome:
         decision["why"] = why
@@ -112,6 +113,6 @@ def solve(ctx: StrategyContext) -> Outcome:
     why = f"{level} question; {'a checker' if checker else 'no checker'} available"
     decision.update(escalated_to=target, why=why)
     escalate = best_of_n if target == "best-of-n" else vote
-    outcome = escalate(ctx, list(range(1, 1 + n)), prior=[first])
+    outcome = escalate(ctx, list(range(1, 1 + n)), prior=[first], estimate=cost)
     outcome.details = {"auto": decision, **outcome.details}
     return outcome

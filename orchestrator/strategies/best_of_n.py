@@ -28,7 +28,7 @@ from orchestrator.answers import group
 from orchestrator.errors import BudgetExceeded
 from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
-from orchestrator.strategies.sampling import run_samples
+from orchestrator.strategies.sampling import Projection, run_samples
 from orchestrator.strategies.scoring import Scorer
 from orchestrator.strategies.vote import chain_overrides
 
@@ -44,8 +44,10 @@ def default_scorer(ctx: StrategyContext) -> str:
     return "check" if checkable else "reward"
 
 
-def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = ()) -> Outcome:
-    """Best-of-n over chains `indices`; `prior` chains (already run) are candidates too."""
+def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
+              estimate: dict[str, float] | None = None) -> Outcome:
+    """Best-of-n over chains `indices`; `prior` chains (already run) are candidates too. `estimate`: one
+    sample's projected cost until one has finished (else projected from `prior`)."""
     method = str(ctx.options.get("scorer") or default_scorer(ctx))
     stop_on_verified = bool(ctx.options.get("stop_on_verified", False))
     scorer = Scorer(ctx, method)
@@ -80,8 +82,9 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
     early = next((r for r in map(decide, prior) if r is not None), None)
     first_calls = 3.0 + (method != "reward")  # think, reflect, verify (+ the scorer's call)
     if early is None:
+        projection = Projection(ctx, len(prior), first_calls, estimate)
         sampled = run_samples(ctx, indices, decide, first_calls=first_calls, done=len(prior),
-                              **chain_overrides(ctx, cheap=False))
+                              projection=projection, **chain_overrides(ctx, cheap=False))
         new_runs, reason = sampled.runs, sampled.stop_reason
     else:
         new_runs, reason = [], early

@@ -1,7 +1,9 @@
 """Running independent chains under a budget: launch while it is affordable, decide as results arrive.
 
-Before each new sample we project its cost from the samples finished so far (ledger totals / samples) and
-do not launch it if it, together with the samples still running, would overrun any limit. Inside a sample
+Before each new sample we project its cost from the samples this loop has finished (what the ledger grew by
+since the loop began / samples finished; before the first finishes, the caller's estimate, else the mean
+of the samples already paid for) and do not launch it if it, together with the samples still running,
+would overrun any limit. Inside a sample
 every call is checked again (`Run.ask`, counting calls in flight in other chains), so the budget is overrun
 by at most one call's worth. The projection errs high (running samples' partial costs count twice).
 Samples run at most `ctx.parallel` at a time: one for an in-process model without slots (then in this
@@ -46,6 +48,33 @@ def per_sample(ctx: StrategyContext, done: int, first_calls: float = 1.0) -> dic
     }
 
 
+class Projection:
+    """One more sample's projected cost in a sampling loop (calls, tokens, usd, seconds).
+
+    The mean of the samples the loop has finished: what the ledger grew by since the loop began, over their
+    number (samples still running add their partial cost, so it errs high). Before any has finished:
+    `estimate`, when the caller has one (`auto` escalating to cheap vote samples after a full chain: the
+    part of that chain a sample repeats), else the mean of the `done` samples already paid for, else
+    `first_calls` calls at the next call's price. A loop's own samples are what it projects from: a vote
+    sample after a full chain costs a fraction of that chain."""
+
+    def __init__(self, ctx: StrategyContext, done: int = 0, first_calls: float = 1.0,
+                 estimate: dict[str, float] | None = None) -> None:
+        self.ctx, self.done, self.first_calls, self.estimate = ctx, done, first_calls, estimate
+        self.start = ctx.ledger.totals()
+        self.finished = 0
+
+    def cost(self) -> dict[str, float]:
+        """The projected cost of one more sample."""
+        if not self.finished:
+            return dict(self.estimate) if self.estimate else per_sample(self.ctx, self.done, self.first_calls)
+        t, k = self.ctx.ledger.totals(), self.finished
+        calls = (t.calls - self.start.calls) / k
+        return {"calls": calls, "tokens": (t.total_tokens - self.start.total_tokens) / k,
+                "usd": (t.cost_usd - self.start.cost_usd) / k,
+                "seconds": calls * self.ctx.budget.next_call(self.ctx.ledger)["seconds"]}
+
+
 def blocked(
     ctx: StrategyContext, done: int, running: int = 0, first_calls: float = 1.0,
     cost: dict[str, float] | None = None,
@@ -82,23 +111,26 @@ def affordable(
 
 def run_samples(
     ctx: StrategyContext, indices: list[int], decide: Decide, first_calls: float = 1.0, done: int = 0,
-    wanted: Callable[[], int] | None = None, **overrides: Any,
+    wanted: Callable[[], int] | None = None, projection: Projection | None = None, **overrides: Any,
 ) -> Sampled:
     """Run chains `indices` (config `overrides`) until `decide` names a stop reason, the budget would be
-    overrun, or all have run ('limit'). `done`: samples already paid for (they inform the projection).
+    overrun, or all have run ('limit'). `done`: samples already paid for (they inform the projection until
+    one of the loop's own finishes); `projection`: the caller's, when its `decide` projects too.
     `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs)."""
     out = Sampled()
     queue = list(indices)
+    projection = projection or Projection(ctx, done, first_calls)
 
     def settle(run: Run) -> str | None:
         out.runs.append(run)
+        projection.finished += 1
         found = decide(run)  # every finished chain is decided on, a budget-stopped one included
         if found is None and run.stop_reason and run.stop_reason.startswith("budget_"):
             return run.stop_reason
         return found
 
     def stop_launching(running: int) -> str | None:
-        resource = blocked(ctx, done + len(out.runs), running, first_calls)
+        resource = blocked(ctx, done + len(out.runs), running, first_calls, cost=projection.cost())
         return f"budget_{resource}" if resource else None
 
     if ctx.parallel == 1:

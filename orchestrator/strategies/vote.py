@@ -25,7 +25,7 @@ from orchestrator.answers import group
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
-from orchestrator.strategies.sampling import affordable, run_samples, run_tokens
+from orchestrator.strategies.sampling import Projection, affordable, run_samples, run_tokens
 
 CHEAP = {"plan": False, "reflect": False, "verify": False, "max_attempts": 1}
 
@@ -43,9 +43,12 @@ def solve(ctx: StrategyContext) -> Outcome:
     return vote(ctx, list(range(int(ctx.options.get("samples", 8)))))
 
 
-def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = ()) -> Outcome:
-    """Self-consistency over chains `indices`; `prior` chains (already run) count as the first votes."""
+def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
+         estimate: dict[str, float] | None = None) -> Outcome:
+    """Self-consistency over chains `indices`; `prior` chains (already run) count as the first votes.
+    `estimate`: one sample's projected cost until one has finished (else projected from `prior`)."""
     rule = stopping.StopRule.from_options(ctx.options)
+    projection = Projection(ctx, done=len(prior), estimate=estimate)
     seen: list[str] = []
     labels = [group(r.final.normalized if r.final else None, seen, ctx.kind) for r in prior]
     tokens = [run_tokens(r) for r in prior]
@@ -56,7 +59,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = ()) ->
         labels.append(group(run.final.normalized if run.final else None, seen, ctx.kind))
         tokens.append(run_tokens(run))
         more = allowed - len(labels)
-        budget_left = affordable(ctx, len(labels))
+        budget_left = affordable(ctx, len(labels), cost=projection.cost())
         if budget_left is not None:
             more = min(more, budget_left)
         found = stopping.decide(labels, rule, more, sum(tokens) / len(tokens))
@@ -71,7 +74,8 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = ()) ->
     def wanted() -> int:
         return stopping.needed(labels, rule, allowed - len(labels)) + speculate
 
-    sampled = run_samples(ctx, indices, decide, done=len(prior), wanted=wanted, **chain_overrides(ctx))
+    sampled = run_samples(ctx, indices, decide, done=len(prior), wanted=wanted, projection=projection,
+                          **chain_overrides(ctx))
     runs = [*prior, *sampled.runs]
     winner = stopping.majority(labels)
     v1, v2 = stopping.top_two(labels)
