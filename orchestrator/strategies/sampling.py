@@ -1,15 +1,15 @@
 """Running independent chains under a budget: launch while it is affordable, decide as results arrive.
 
 Before each new sample we project its cost from the samples this loop has finished (what the ledger grew by
-since the loop began / samples finished; before the first finishes, the caller's estimate, else the mean
-of the samples already paid for) and do not launch it if it, together with the samples still running,
-would overrun any limit. Inside a sample every call is checked again (`Run.ask`, counting calls in flight
-in other chains), so the budget is overrun by at most one call's worth. The projection errs high (running
-samples' partial costs count twice). Samples run at most `ctx.parallel` at a time: one for an in-process
-model without slots (then in this thread), else a rolling pool in which a finished sample is decided on before the next one is launched.
-A strategy whose stopping rule could end the sampling early also bounds how many run at once (`wanted`):
-`vote` launches only the samples its rule needs whatever they answer, so parallel sampling spends no
-sample a one-at-a-time run would not have.
+since the loop began / samples finished; before the first finishes, the caller's estimate, else the mean of
+the samples already paid for) and do not launch it if it, together with the samples still running, would
+overrun any limit. Inside a sample every call is checked again (`Run.ask`, counting calls in flight in other
+chains), so the budget is overrun by at most one call's worth. The projection errs high (running samples'
+partial costs count twice). Samples run at most `ctx.parallel` at a time: one for an in-process model without
+slots (then in this thread), else a rolling pool in which a finished sample is decided on before the next one
+is launched. A strategy whose stopping rule could end the sampling early also bounds how many run at once
+(`wanted`): `vote` launches only the samples its rule needs whatever they answer, so parallel sampling spends
+no sample a one-at-a-time run would not have.
 """
 
 from __future__ import annotations
