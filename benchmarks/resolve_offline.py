@@ -42,10 +42,14 @@ def main() -> None:
     ap.add_argument("--arm", required=True)
     ap.add_argument("--pool", required=True)
     ap.add_argument("--orderings", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=None, help="use each problem's first N pool samples only")
     args = ap.parse_args()
     rows = {r["problem_id"]: r for r in map(json.loads, Path(args.results).read_text().splitlines())
             if r["arm"] == args.arm}
     pool = {r["id"]: r for r in map(json.loads, Path(args.pool).read_text().splitlines())}
+    if args.samples is not None:
+        pool = {i: {**r, "answers": r["answers"][:args.samples], "tokens": r["tokens"][:args.samples]}
+                for i, r in pool.items()}
     ids = [i for i in pool if i in rows]
     n_samples = min(len(pool[i]["answers"]) for i in ids)
     print(f"{len(ids)} problems in both; {n_samples} pool samples each; {args.orderings} orderings")
