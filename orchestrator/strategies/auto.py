@@ -89,7 +89,7 @@ def solve(ctx: StrategyContext) -> Outcome:
         raise ConfigError(f"unknown escalation {target!r}; choose from {', '.join(ESCALATIONS)}")
     n = int(o.get("samples", 6))
     cost = sample_cost(ctx, target)
-    short = blocked(ctx, 1, running=int(o.get("min_escalation", 2)) - 1, cost=cost)
+    short = blocked(ctx, cost, running=int(o.get("min_escalation", 2)) - 1)
 
     def single(reason: str, why: str) -> Outcome:
         decision["why"] = why

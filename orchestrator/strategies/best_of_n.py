@@ -83,8 +83,7 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
     first_calls = 3.0 + (method != "reward")  # think, reflect, verify (+ the scorer's call)
     if early is None:
         projection = Projection(ctx, len(prior), first_calls, estimate)
-        sampled = run_samples(ctx, indices, decide, first_calls=first_calls, done=len(prior),
-                              projection=projection, **chain_overrides(ctx, cheap=False))
+        sampled = run_samples(ctx, indices, decide, projection, **chain_overrides(ctx, cheap=False))
         new_runs, reason = sampled.runs, sampled.stop_reason
     else:
         new_runs, reason = [], early

@@ -74,13 +74,10 @@ class Projection:
                 "seconds": calls * self.ctx.budget.next_call(self.ctx.ledger)["seconds"]}
 
 
-def blocked(
-    ctx: StrategyContext, done: int, running: int = 0, first_calls: float = 1.0,
-    cost: dict[str, float] | None = None,
-) -> str | None:
-    """The resource that one more sample (with `running` still in flight) is projected to overrun, or None;
-    `cost` overrides the projection of one sample's cost."""
-    cost, t, b = cost or per_sample(ctx, done, first_calls), ctx.ledger.totals(), ctx.budget
+def blocked(ctx: StrategyContext, cost: dict[str, float], running: int = 0) -> str | None:
+    """The resource that one more sample costing `cost` (with `running` still in flight) is projected to
+    overrun, or None."""
+    t, b = ctx.ledger.totals(), ctx.budget
     k = running + 1
     if b.max_calls is not None and t.calls + math.ceil(k * cost["calls"]) > b.max_calls:
         return "calls"
@@ -93,12 +90,9 @@ def blocked(
     return None
 
 
-def affordable(
-    ctx: StrategyContext, done: int, first_calls: float = 1.0, cost: dict[str, float] | None = None
-) -> int | None:
-    """How many more samples the budget is projected to pay for (None: unlimited); `cost` overrides the
-    projection of one sample's cost."""
-    cost, left = cost or per_sample(ctx, done, first_calls), ctx.budget.remaining(ctx.ledger)
+def affordable(ctx: StrategyContext, cost: dict[str, float]) -> int | None:
+    """How many more samples costing `cost` each the budget is projected to pay for (None: unlimited)."""
+    left = ctx.budget.remaining(ctx.ledger)
     counts = [
         math.floor(left[r] / cost[key]) if cost[key] > 0 else None
         for r, key in (("calls", "calls"), ("tokens", "tokens"), ("usd", "usd"), ("seconds", "seconds"))
@@ -109,16 +103,15 @@ def affordable(
 
 
 def run_samples(
-    ctx: StrategyContext, indices: list[int], decide: Decide, first_calls: float = 1.0, done: int = 0,
-    wanted: Callable[[], int] | None = None, projection: Projection | None = None, **overrides: Any,
+    ctx: StrategyContext, indices: list[int], decide: Decide, projection: Projection,
+    wanted: Callable[[], int] | None = None, **overrides: Any,
 ) -> Sampled:
     """Run chains `indices` (config `overrides`) until `decide` names a stop reason, the budget would be
-    overrun, or all have run ('limit'). `done`: samples already paid for (they inform the projection until
-    one of the loop's own finishes); `projection`: the caller's, when its `decide` projects too.
+    overrun, or all have run ('limit'). `projection`: the loop's cost projection, made by the caller before
+    the loop (its `decide` may project too); each finished sample is counted in it here.
     `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs)."""
     out = Sampled()
     queue = list(indices)
-    projection = projection or Projection(ctx, done, first_calls)
 
     def settle(run: Run) -> str | None:
         out.runs.append(run)
@@ -129,7 +122,7 @@ def run_samples(
         return found
 
     def stop_launching(running: int) -> str | None:
-        resource = blocked(ctx, done + len(out.runs), running, first_calls, cost=projection.cost())
+        resource = blocked(ctx, projection.cost(), running)
         return f"budget_{resource}" if resource else None
 
     if ctx.parallel == 1:

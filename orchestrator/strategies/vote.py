@@ -59,7 +59,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
         labels.append(group(run.final.normalized if run.final else None, seen, ctx.kind))
         tokens.append(run_tokens(run))
         more = allowed - len(labels)
-        budget_left = affordable(ctx, len(labels), cost=projection.cost())
+        budget_left = affordable(ctx, projection.cost())
         if budget_left is not None:
             more = min(more, budget_left)
         found = stopping.decide(labels, rule, more, sum(tokens) / len(tokens))
@@ -74,8 +74,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
     def wanted() -> int:
         return stopping.needed(labels, rule, allowed - len(labels)) + speculate
 
-    sampled = run_samples(ctx, indices, decide, done=len(prior), wanted=wanted, projection=projection,
-                          **chain_overrides(ctx))
+    sampled = run_samples(ctx, indices, decide, projection, wanted=wanted, **chain_overrides(ctx))
     runs = [*prior, *sampled.runs]
     winner = stopping.majority(labels)
     v1, v2 = stopping.top_two(labels)
