@@ -23,6 +23,7 @@ from pathlib import Path
 
 from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import wilson
+from orchestrator.bench.stopping_replay import sample_count
 
 
 def decide(chain: str | None, resolves: list[str | None], kind: str = "math") -> str | None:
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("--arm", required=True)
     ap.add_argument("--pool", required=True)
     ap.add_argument("--orderings", type=int, default=200)
-    ap.add_argument("--samples", type=int, default=None, help="use each problem's first N pool samples only")
+    ap.add_argument("--samples", type=sample_count, default=None, help="use each problem's first N pool samples only")
     args = ap.parse_args()
     rows = {r["problem_id"]: r for r in map(json.loads, Path(args.results).read_text().splitlines())
             if r["arm"] == args.arm}

@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.bench.datasets import Problem, load_dataset
 from orchestrator.bench.plot import plot_stopping
-from orchestrator.bench.stopping_replay import check_record, markdown, prepare, read_pool, replay
+from orchestrator.bench.stopping_replay import check_record, markdown, prepare, read_pool, replay, sample_count
 from orchestrator.config import ReasonConfig
 from orchestrator.models import get_model
 from orchestrator.models.base import ChatModel, Completion, Message, Usage
@@ -183,7 +183,7 @@ def main() -> None:
     rep.add_argument("--pool", default="tests/data/stopping_pool.jsonl")
     rep.add_argument("--orderings", type=int, default=200)
     rep.add_argument("--seed", type=int, default=0)
-    rep.add_argument("--samples", type=int, default=None,
+    rep.add_argument("--samples", type=sample_count, default=None,
                      help="replay each problem's first N samples only (default: all the pool has)")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")

@@ -137,6 +137,15 @@ def test_replay_can_take_each_problems_first_samples_only():
         replay(prepare(SYNTHETIC), count=2, seed=0, samples=0)
 
 
+def test_replay_command_refuses_a_bad_sample_count_with_a_clear_error(capsys, monkeypatch):
+    script = load_script()
+    for bad, words in (("0", "must be at least 1, not 0"), ("two", "must be a whole number, not 'two'")):
+        monkeypatch.setattr("sys.argv", ["stopping_pool.py", "replay", "--samples", bad])
+        with pytest.raises(SystemExit) as exit_info:
+            script.main()
+        assert exit_info.value.code == 2 and words in capsys.readouterr().err
+
+
 # --- the recorder -------------------------------------------------------------------------------------
 def test_recorder_appends_per_sample_and_resumes(tmp_path):
     script = load_script()

@@ -10,6 +10,7 @@ at most half the samples (the Adaptive-Consistency and ESC papers report savings
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from collections.abc import Sequence
@@ -110,6 +111,17 @@ def adaptive(
             count += 1
     count = max(count, 1)
     return {"accuracy": right / count, "samples": samples / count, "tokens": tokens / count}
+
+
+def sample_count(text: str) -> int:
+    """A command-line sample count (`--samples`): an integer of at least 1, else argparse's error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def default_rules() -> dict[str, StopRule]:
