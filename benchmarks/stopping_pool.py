@@ -11,7 +11,8 @@ id, gold, answers (normalized; null when none was found), tokens per sample (cac
 call cost when it was made), seeds, model, strategy, temperature.
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
 `orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
-samples; `--json` also writes the report, `--plot` the curve (accuracy against samples used).
+samples; `--grid` replays a finer sweep of the Beta rule instead of the default rules; `--json` also
+writes the report, `--plot` the curve (accuracy against samples used).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 
 from orchestrator.bench.datasets import Problem, load_dataset
 from orchestrator.bench.plot import plot_stopping
-from orchestrator.bench.stopping_replay import check_record, markdown, prepare, read_pool, replay, sample_count
+from orchestrator.bench.stopping_replay import (
+    check_record, grid_rules, markdown, prepare, read_pool, replay, sample_count,
+)
 from orchestrator.config import ReasonConfig
 from orchestrator.models import get_model
 from orchestrator.models.base import ChatModel, Completion, Message, Usage
@@ -153,7 +156,8 @@ def replay_cmd(args: argparse.Namespace) -> None:
     bad = {r.get("id", "?"): e for r in records if (e := check_record(r))}
     if bad:
         raise SystemExit(f"malformed pool lines: {bad}")
-    report = replay(prepare(records), count=args.orderings, seed=args.seed, samples=args.samples)
+    rules = grid_rules() if args.grid else None
+    report = replay(prepare(records), rules, count=args.orderings, seed=args.seed, samples=args.samples)
     print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -185,6 +189,8 @@ def main() -> None:
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--samples", type=sample_count, default=None,
                      help="replay each problem's first N samples only (default: all the pool has)")
+    rep.add_argument("--grid", action="store_true",
+                     help="replay a finer sweep of the Beta rule (confidence x minimum samples) instead")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
     args = ap.parse_args()

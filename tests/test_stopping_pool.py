@@ -11,8 +11,9 @@ import pytest
 
 from orchestrator import ScriptedModel
 from orchestrator.bench.datasets import Problem
+from orchestrator.bench.stats import bootstrap_interval
 from orchestrator.bench.stopping_replay import (
-    adaptive, check_record, fixed_k, markdown, orderings, prepare, read_pool, replay,
+    adaptive, check_record, fixed_k, grid_rules, markdown, orderings, prepare, read_pool, replay,
 )
 from orchestrator.strategies.stopping import (
     StopRule, beta_confidence, flip_probability, majority, marginal_gain, needed, stop_point, tally,
@@ -127,6 +128,34 @@ def test_replay_reports_the_curve_and_the_verdict():
     json.dumps(report)
 
 
+def test_replay_intervals_are_bootstraps_over_problems_paired_with_fixed_n():
+    problems = prepare(SYNTHETIC)
+    rules = {"fixed": StopRule("none"), "eager": StopRule("window", window=2, min_samples=2)}
+    report = replay(problems, rules=rules, count=20, seed=0)
+    rows = {r["rule"]: r for r in report["adaptive"]}
+    full = report["fixed_k"][-1]
+    # a rule that never stops early is fixed-N itself: no gap, and no interval around it
+    assert rows["fixed"]["accuracy"] == pytest.approx(full["accuracy"])
+    assert rows["fixed"]["vs_full"] == 0 and tuple(rows["fixed"]["vs_full_ci"]) == (0, 0)
+    for row in [*report["fixed_k"], *rows.values()]:
+        lo, hi = row["ci"]
+        assert 0 <= lo <= row["accuracy"] <= hi <= 1
+    eager = rows["eager"]
+    assert eager["vs_full"] == pytest.approx(eager["accuracy"] - full["accuracy"])
+    assert eager["vs_full_ci"][0] <= eager["vs_full"] <= eager["vs_full_ci"][1]
+    assert "minus fixed-8 (95% CI)" in markdown(report)
+    assert replay(problems, rules=rules, count=20, seed=0) == report  # seeded
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    values = [1.0] * 30 + [0.0] * 20
+    lo, hi = bootstrap_interval(values, seed=3)
+    assert (lo, hi) == bootstrap_interval(values, seed=3)
+    assert 0.4 < lo < 0.6 < hi < 0.8  # mean 0.6, sd of the mean ~0.07
+    assert bootstrap_interval([0.5] * 10) == (0.5, 0.5)
+    assert bootstrap_interval([]) == (0.0, 0.0)
+
+
 def test_replay_can_take_each_problems_first_samples_only():
     grown = [{**r, "answers": r["answers"] + ["999"] * 4, "tokens": r["tokens"] + [50] * 4} for r in SYNTHETIC]
     report = replay(prepare(grown), count=20, seed=0, samples=8)
@@ -190,8 +219,18 @@ def test_replay_command_writes_the_report_and_the_curve(tmp_path, capsys):
     script = load_script()
     out_json, out_png = tmp_path / "report.json", tmp_path / "curve.png"
     script.replay_cmd(argparse.Namespace(pool=str(POOL), orderings=3, seed=0, json=str(out_json),
-                                         plot=str(out_png), samples=None))
+                                         plot=str(out_png), samples=None, grid=False))
     report = json.loads(out_json.read_text())
     assert len(report["fixed_k"]) == report["samples"] and {r["rule"] for r in report["adaptive"]} >= {"beta-0.8"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000
     assert f"plot: {out_png}" in capsys.readouterr().out
+
+
+def test_replay_command_grid_sweeps_the_beta_rule(capsys):
+    import argparse
+
+    load_script().replay_cmd(argparse.Namespace(pool=str(POOL), orderings=2, seed=0, json="", plot="",
+                                                samples=8, grid=True))
+    text = capsys.readouterr().out
+    assert "| beta-0.85-min3 |" in text and "| window-3 |" not in text
+    assert set(grid_rules()) >= {"beta-0.8-min2", "beta-0.95-min4"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -35,6 +36,19 @@ def percentile(values: list[float], q: float) -> float:
     k = (len(ordered) - 1) * q
     lo, hi = math.floor(k), math.ceil(k)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def bootstrap_interval(values: list[float], draws: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """A percentile bootstrap interval for the mean of `values` (e.g. per-problem scores, resampled with
+    replacement `draws` times, seeded); (0, 0) for no values."""
+    if not values:
+        return (0.0, 0.0)
+    rng = random.Random(seed)
+    n = len(values)
+    means = [sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(draws)]
+    tail = (1 - level) / 2
+    return (percentile(means, tail), percentile(means, 1 - tail))
 
 
 def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

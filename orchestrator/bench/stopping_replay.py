@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.answers import same_answer
+from orchestrator.bench.stats import bootstrap_interval
 from orchestrator.strategies.stopping import Label, StopRule, majority, stop_point
 
 FIELDS = {"id": str, "gold": str, "answers": list, "tokens": list}
@@ -87,20 +88,28 @@ def _right(problem: PoolProblem, labels: Sequence[Label]) -> bool:
     return winner is not None and problem.correct.get(winner, False)
 
 
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def fixed_scores(problems: Sequence[PoolProblem], k: int, orders: Sequence[list[list[int]]]) -> list[float]:
+    """Per problem, the share of its orderings whose majority over the first k samples is right."""
+    return [_mean([_right(p, [p.labels[i] for i in order[:k]]) for order in per])
+            for p, per in zip(problems, orders, strict=True)]
+
+
 def fixed_k(problems: Sequence[PoolProblem], k: int, orders: Sequence[list[list[int]]]) -> float:
     """Accuracy of majority voting over the first k samples, averaged over problems and orderings."""
-    scores = [_right(p, [p.labels[i] for i in order[:k]]) for p, per in zip(problems, orders, strict=True)
-              for order in per]
-    return sum(scores) / len(scores) if scores else 0.0
+    return _mean(fixed_scores(problems, k, orders))
 
 
-def adaptive(
+def adaptive_scores(
     problems: Sequence[PoolProblem], rule: StopRule, orders: Sequence[list[list[int]]]
-) -> dict[str, float]:
-    """Accuracy, mean samples and mean tokens of voting that stops by `rule`, over problems and orderings."""
-    right = samples = tokens = 0.0
-    count = 0
+) -> list[dict[str, float]]:
+    """Per problem, over its orderings: accuracy, mean samples and mean tokens of voting that stops by `rule`."""
+    out = []
     for p, per in zip(problems, orders, strict=True):
+        right = samples = tokens = 0.0
         for order in per:
             labels = [p.labels[i] for i in order]
             spent = [float(p.tokens[i]) for i in order]
@@ -108,9 +117,17 @@ def adaptive(
             right += _right(p, labels[:n])
             samples += n
             tokens += sum(spent[:n])
-            count += 1
-    count = max(count, 1)
-    return {"accuracy": right / count, "samples": samples / count, "tokens": tokens / count}
+        count = max(len(per), 1)
+        out.append({"accuracy": right / count, "samples": samples / count, "tokens": tokens / count})
+    return out
+
+
+def adaptive(
+    problems: Sequence[PoolProblem], rule: StopRule, orders: Sequence[list[list[int]]]
+) -> dict[str, float]:
+    """Accuracy, mean samples and mean tokens of voting that stops by `rule`, over problems and orderings."""
+    per = adaptive_scores(problems, rule, orders)
+    return {key: _mean([r[key] for r in per]) for key in ("accuracy", "samples", "tokens")}
 
 
 def sample_count(text: str) -> int:
@@ -132,11 +149,21 @@ def default_rules() -> dict[str, StopRule]:
     return rules
 
 
+def grid_rules() -> dict[str, StopRule]:
+    """A finer sweep of the Beta rule: confidences 0.8-0.95 by at least 2, 3 or 4 samples (`--grid`)."""
+    return {f"beta-{c}-min{m}": StopRule("beta", confidence=c, min_samples=m)
+            for m in (2, 3, 4) for c in (0.8, 0.85, 0.88, 0.9, 0.92, 0.95)}
+
+
 def replay(
     problems: Sequence[PoolProblem], rules: dict[str, StopRule] | None = None, count: int = 200,
     seed: int = 0, tolerance: float = 0.01, samples: int | None = None,
 ) -> dict[str, Any]:
     """Fixed-k accuracy for k = 1..N and each adaptive rule's accuracy and cost, with the verdict per rule.
+
+    Intervals (`ci`, and `vs_full_ci` for a rule's accuracy minus fixed-N's, paired per problem) are 95%
+    percentile bootstraps over problems (seeded by `seed`): the problems are the sample; the orderings only
+    average out the order within a problem.
 
     N is the fewest samples any problem has, or `samples` when that is fewer: each problem's first N samples
     (in recorded order) are replayed, so a pool recorded up to 16 replays as the pool of 8 it grew from."""
@@ -148,25 +175,41 @@ def replay(
         n = min(n, samples)
     problems = [PoolProblem(p.id, p.gold, p.labels[:n], p.tokens[:n], p.correct) for p in problems]
     orders = [orderings(p, count, seed) for p in problems]
-    curve = [{"k": k, "accuracy": fixed_k(problems, k, orders)} for k in range(1, n + 1)]
+    curve = []
+    full_scores = [0.0] * len(problems)  # fixed-N per problem (N = 0: none right)
+    for k in range(1, n + 1):
+        full_scores = fixed_scores(problems, k, orders)
+        curve.append({"k": k, "accuracy": _mean(full_scores), "ci": bootstrap_interval(full_scores, seed=seed)})
     full = curve[-1]["accuracy"] if curve else 0.0
     rows = []
     for name, rule in rules.items():
-        r = adaptive(problems, rule, orders)
+        per = adaptive_scores(problems, rule, orders)
+        r = {key: _mean([x[key] for x in per]) for key in ("accuracy", "samples", "tokens")}
+        right = [x["accuracy"] for x in per]
+        gap = [a - f for a, f in zip(right, full_scores, strict=True)]
         meets = r["accuracy"] >= full - tolerance and r["samples"] <= 0.5 * n
-        rows.append({"rule": name, **r, "fraction": r["samples"] / n if n else 0.0, "meets": meets})
+        rows.append({"rule": name, **r, "ci": bootstrap_interval(right, seed=seed), "vs_full": _mean(gap),
+                     "vs_full_ci": bootstrap_interval(gap, seed=seed), "fraction": r["samples"] / n if n else 0.0,
+                     "meets": meets})
     return {"problems": len(problems), "samples": n, "orderings": count, "seed": seed, "tolerance": tolerance,
             "fixed_k": curve, "adaptive": rows, "any_meets": any(r["meets"] for r in rows)}
+
+
+def _span(interval: Sequence[float], signed: bool = False) -> str:
+    lo, hi = interval
+    return f"{lo:+.3f} to {hi:+.3f}" if signed else f"{lo:.3f}–{hi:.3f}"
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The report as two markdown tables and a one-line verdict."""
     n = report["samples"]
     head = f"{report['problems']} problems x {n} samples, {report['orderings']} orderings"
-    lines = [head, "", "| k | accuracy |", "|---|---|"]
-    lines += [f"| {row['k']} | {row['accuracy']:.3f} |" for row in report["fixed_k"]]
-    lines += ["", "| rule | accuracy | samples | of N | tokens | meets |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['rule']} | {r['accuracy']:.3f} | {r['samples']:.2f} | {r['fraction']:.0%} | "
+    lines = [head, "", "| k | accuracy (95% CI) |", "|---|---|"]
+    lines += [f"| {row['k']} | {row['accuracy']:.3f} ({_span(row['ci'])}) |" for row in report["fixed_k"]]
+    lines += ["", f"| rule | accuracy (95% CI) | minus fixed-{n} (95% CI) | samples | of N | tokens | meets |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['rule']} | {r['accuracy']:.3f} ({_span(r['ci'])}) | {r['vs_full']:+.3f} "
+              f"({_span(r['vs_full_ci'], signed=True)}) | {r['samples']:.2f} | {r['fraction']:.0%} | "
               f"{r['tokens']:.0f} | {'yes' if r['meets'] else 'no'} |" for r in report["adaptive"]]
     verdict = "yes" if report["any_meets"] else "no"
     points = report["tolerance"] * 100
