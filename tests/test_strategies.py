@@ -296,6 +296,18 @@ def test_auto_projects_its_vote_samples_from_what_they_repeat_not_from_the_whole
     assert result.stop_reason == "consensus" and result.answer == "9" and result.usage.total_tokens <= 1300
 
 
+def test_auto_vote_prices_more_samples_at_its_own_samples_not_the_first_chain():
+    # the cost rule weighs flips against what the remaining samples cost: a vote sample (one think call),
+    # not the long first chain, whose cost would make more samples look 7x dearer and stop at 2-0
+    review = "Checked every step carefully. " * 60 + "\nReward: 0.9"
+    model = ScriptedModel(by_role(think=answers(9), reflect=review, verify="Verdict: CORRECT"))
+    result = solve(model, "auto", {"rule": "none", "min_gain": 0.2, "samples": 6})
+    first, *votes = result.details["tokens_per_sample"]
+    assert first > 5 * max(votes)
+    # 2-0: 0.41 flips per 1k tokens at the vote samples' price (go on); 3-0: 0.14 (stop)
+    assert result.samples_used == 3 and result.details["stopped_by"] == "min_gain"
+
+
 def test_auto_does_not_escalate_without_budget_for_it():
     model = ScriptedModel(by_role(think=answers(8), reflect="Hmm.\nReward: 0.3", lesson="Lesson: reread."))
     result = solve(model, "auto", budget=Budget(max_calls=6))

@@ -13,7 +13,8 @@ so an early stop saves the same samples it would one at a time; `speculate` laun
 
 Options: samples (8), temperature (0.7), chain (config overrides for the sampled chains), speculate (0),
 and the stopping rule's rule ('beta'), confidence (0.95), window (3), min_samples (2), min_gain (0: off;
-expected answer flips per 1,000 tokens of the remaining samples below which sampling stops).
+expected answer flips per 1,000 tokens of the remaining samples below which sampling stops; a remaining
+sample is priced at the mean of this vote's own samples, not at a prior chain's, e.g. `auto`'s first).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
         budget_left = affordable(ctx, projection.cost())
         if budget_left is not None:
             more = min(more, budget_left)
-        found = stopping.decide(labels, rule, more, sum(tokens) / len(tokens))
+        own = tokens[len(prior):]  # this loop's samples (decide runs after each): what one more will cost
+        found = stopping.decide(labels, rule, more, sum(own) / len(own))
         if found is not None:
             if not why:  # samples still in flight when the rule held are counted, not re-decided
                 why.update(stopped_by=rule.rule if found == "consensus" else found, after=len(labels))
