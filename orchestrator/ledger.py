@@ -1,7 +1,8 @@
 """Token, dollar and time accounting for every model and tool call, and the `Budget` checked before each.
 
 The budget is enforced by our code, before a call is made: `Budget.check(ledger)` projects the next call's
-cost from the calls seen so far and raises `BudgetExceeded` if it would overrun, so a run never exceeds its
+cost from the calls seen so far (those of the same phase when there are any: a short think call is not
+priced like a long review) and raises `BudgetExceeded` if it would overrun, so a run never exceeds its
 budget by more than one call's worth.
 """
 
@@ -78,13 +79,14 @@ class Ledger:
         self._gate = threading.Lock()
 
     @contextmanager
-    def reserve(self, budget: Budget, calls: int = 1) -> Iterator[None]:
-        """Check `budget` for `calls` more calls, counting the calls other threads have in flight, and hold
-        places for them until they are recorded (so concurrent chains cannot all pass the same last check)."""
+    def reserve(self, budget: Budget, calls: int = 1, phase: str | None = None) -> Iterator[None]:
+        """Check `budget` for `calls` more calls of `phase`, counting the calls other threads have in flight,
+        and hold places for them until they are recorded (so concurrent chains cannot all pass the same last
+        check)."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("the solve was cancelled by its caller")
         with self._gate:
-            budget.check(self, calls=calls + self.in_flight)
+            budget.check(self, calls=calls + self.in_flight, phase=phase)
             self.in_flight += calls
         try:
             yield
@@ -135,10 +137,13 @@ class Budget:
     # Projection used before any call has been seen: a typical call of a small reasoning step.
     first_call_tokens: int = field(default=600, repr=False)
 
-    def next_call(self, ledger: Ledger) -> dict[str, float]:
-        """What one more call is expected to cost: the mean of the uncached calls so far."""
+    def next_call(self, ledger: Ledger, phase: str | None = None) -> dict[str, float]:
+        """What one more call is expected to cost: the mean of the uncached calls of `phase` so far, else
+        (none yet, or no phase given) of all uncached calls."""
         with ledger._lock:
             paid = [e for e in ledger.entries if e.kind == "model" and not e.cached]
+        same = [e for e in paid if e.phase == phase] if phase is not None else []
+        paid = same or paid
         if not paid:
             return {"tokens": float(self.first_call_tokens), "usd": 0.0, "seconds": 0.0}
         n = len(paid)
@@ -157,10 +162,10 @@ class Budget:
             "calls": None if self.max_calls is None else self.max_calls - t.calls,
         }
 
-    def exhausted(self, ledger: Ledger, calls: int = 1) -> str | None:
-        """The name of the resource that `calls` more calls would overrun, or None."""
+    def exhausted(self, ledger: Ledger, calls: int = 1, phase: str | None = None) -> str | None:
+        """The name of the resource that `calls` more calls (of `phase`) would overrun, or None."""
         t = ledger.totals()
-        nxt = self.next_call(ledger)
+        nxt = self.next_call(ledger, phase)
         if self.max_calls is not None and t.calls + calls > self.max_calls:
             return "calls"
         if self.max_tokens is not None and t.total_tokens + calls * nxt["tokens"] > self.max_tokens:
@@ -171,9 +176,9 @@ class Budget:
             return "seconds"
         return None
 
-    def check(self, ledger: Ledger, calls: int = 1) -> None:
-        """Raise `BudgetExceeded` if `calls` more calls would overrun the budget."""
-        reason = self.exhausted(ledger, calls)
+    def check(self, ledger: Ledger, calls: int = 1, phase: str | None = None) -> None:
+        """Raise `BudgetExceeded` if `calls` more calls (of `phase`) would overrun the budget."""
+        reason = self.exhausted(ledger, calls, phase)
         if reason is not None:
             t = ledger.totals()
             raise BudgetExceeded(

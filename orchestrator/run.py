@@ -143,7 +143,8 @@ class Run:
         extra = {"tools": [PYTHON_TOOL]} if tools and self.native_tools else {}
         seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
         on_token = (lambda t: self.emit("token", t)) if self.stream_tokens and phase == "think" else None
-        with self.ledger.reserve(self.budget):  # chains running at once count each other's calls in flight
+        # chains running at once count each other's calls in flight; a call is priced like its phase's
+        with self.ledger.reserve(self.budget, phase=phase):
             completion = self.model.complete(
                 messages, on_token=on_token, sample_index=self.sample, max_tokens=max_tokens,
                 temperature=self.temperature(), seed=seed, **extra,
@@ -160,7 +161,7 @@ class Run:
         messages: list[Message] = [{"role": "user", "content": self.question}]
         base = 0 if self.config.seed is None else self.config.seed
         seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]
-        with self.ledger.reserve(self.budget, calls=n):
+        with self.ledger.reserve(self.budget, calls=n, phase=phase):
             completions = self.model.sample(messages, seeds, max_tokens=max_tokens,
                                             temperature=self.config.retry_temperature)
             for completion in completions:

@@ -108,6 +108,24 @@ def test_token_budget_is_never_overrun_by_more_than_one_call():
     assert result.usage.total_tokens <= 1000 + per_call
 
 
+def test_a_call_is_priced_like_the_calls_of_its_phase():
+    from orchestrator.errors import BudgetExceeded
+    from orchestrator.ledger import Ledger
+    from orchestrator.models.base import Completion, Usage
+
+    ledger, budget = Ledger(), Budget(max_tokens=2100)
+    for phase, tokens in (("think", 100), ("reflect", 900), ("reflect", 900)):
+        ledger.record(Completion("x", "m", usage=Usage(prompt_tokens=tokens)), phase)
+    assert budget.next_call(ledger, "think")["tokens"] == 100  # its own phase
+    assert budget.next_call(ledger)["tokens"] == pytest.approx(1900 / 3)  # no phase: every call
+    assert budget.next_call(ledger, "judge")["tokens"] == pytest.approx(1900 / 3)  # a phase not seen yet
+    with ledger.reserve(budget, phase="think"):  # 1900 + 100 fits in 2100
+        pass
+    for phase in ("reflect", None):
+        with pytest.raises(BudgetExceeded), ledger.reserve(budget, phase=phase):
+            pass
+
+
 def test_usd_budget_uses_the_models_price():
     model = ScriptedModel(["word " * 20], repeat_last=True, usd_per_token=0.001)
     result = Reasoner(model, budget=Budget(max_usd=0.5)).solve(Q)

@@ -15,7 +15,7 @@ def solve(ctx: StrategyContext) -> Outcome:
               trajectory=ctx.trajectory(0), ledger=ctx.ledger, budget=ctx.budget, on_event=ctx.on_event)
     try:
         messages = [{"role": "user", "content": ctx.question}]
-        with ctx.ledger.reserve(ctx.budget):
+        with ctx.ledger.reserve(ctx.budget, phase="think"):
             c = ctx.model.complete(messages, max_tokens=ctx.config.max_tokens_per_call,
                                    temperature=ctx.config.temperature, seed=ctx.config.seed)
             ctx.ledger.record(c, "think")
