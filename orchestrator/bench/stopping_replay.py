@@ -126,7 +126,10 @@ def adaptive(
     problems: Sequence[PoolProblem], rule: StopRule, orders: Sequence[list[list[int]]]
 ) -> dict[str, float]:
     """Accuracy, mean samples and mean tokens of voting that stops by `rule`, over problems and orderings."""
-    per = adaptive_scores(problems, rule, orders)
+    return _summary(adaptive_scores(problems, rule, orders))
+
+
+def _summary(per: Sequence[dict[str, float]]) -> dict[str, float]:
     return {key: _mean([r[key] for r in per]) for key in ("accuracy", "samples", "tokens")}
 
 
@@ -184,7 +187,7 @@ def replay(
     rows = []
     for name, rule in rules.items():
         per = adaptive_scores(problems, rule, orders)
-        r = {key: _mean([x[key] for x in per]) for key in ("accuracy", "samples", "tokens")}
+        r = _summary(per)
         right = [x["accuracy"] for x in per]
         gap = [a - f for a, f in zip(right, full_scores, strict=True)]
         meets = r["accuracy"] >= full - tolerance and r["samples"] <= 0.5 * n
