@@ -11,7 +11,7 @@ id, gold, answers (normalized; null when none was found), tokens per sample (cac
 call cost when it was made), seeds, model, strategy, temperature.
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
 `orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
-samples; `--grid` replays a finer sweep of the Beta rule instead of the default rules; `--json` also
+samples; `--grid` replays a finer sweep of the Beta and cost rules instead of the default rules; `--json` also
 writes the report, `--plot` the curve (accuracy against samples used).
 """
 
@@ -190,7 +190,7 @@ def main() -> None:
     rep.add_argument("--samples", type=sample_count, default=None,
                      help="replay each problem's first N samples only (default: all the pool has)")
     rep.add_argument("--grid", action="store_true",
-                     help="replay a finer sweep of the Beta rule (confidence x minimum samples) instead")
+                     help="replay a finer sweep of the Beta and cost rules (threshold x minimum samples) instead")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
     args = ap.parse_args()

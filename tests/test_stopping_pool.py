@@ -13,7 +13,7 @@ from orchestrator import ScriptedModel
 from orchestrator.bench.datasets import Problem
 from orchestrator.bench.stats import bootstrap_interval
 from orchestrator.bench.stopping_replay import (
-    adaptive, check_record, fixed_k, grid_rules, markdown, orderings, prepare, read_pool, replay,
+    adaptive, check_record, fixed_k, frontier, grid_rules, markdown, orderings, prepare, read_pool, replay,
 )
 from orchestrator.strategies.stopping import (
     StopRule, beta_confidence, flip_probability, majority, marginal_gain, needed, stop_point, tally,
@@ -232,5 +232,18 @@ def test_replay_command_grid_sweeps_the_beta_rule(capsys):
     load_script().replay_cmd(argparse.Namespace(pool=str(POOL), orderings=2, seed=0, json="", plot="",
                                                 samples=8, grid=True))
     text = capsys.readouterr().out
-    assert "| beta-0.85-min3 |" in text and "| window-3 |" not in text
-    assert set(grid_rules()) >= {"beta-0.8-min2", "beta-0.95-min4"}
+    assert "| beta-0.85-min3 |" in text and "| gain-0.035-min3 |" in text and "| window-3 |" not in text
+    assert set(grid_rules()) >= {"beta-0.8-min2", "beta-0.95-min4", "gain-0.02-min2", "gain-0.05-min4"}
+    assert "most accurate with <= 50% of the samples: " in text and "fewest samples within 1 point(s): " in text
+
+
+def test_frontier_picks_the_best_rule_under_half_and_the_cheapest_within_tolerance():
+    curve = [{"k": 8, "accuracy": 0.70}]
+    rows = [{"rule": "a", "accuracy": 0.66, "samples": 3.0, "fraction": 0.375, "vs_full": -0.04},
+            {"rule": "b", "accuracy": 0.68, "samples": 4.0, "fraction": 0.5, "vs_full": -0.02},
+            {"rule": "c", "accuracy": 0.69, "samples": 5.0, "fraction": 0.625, "vs_full": -0.01},
+            {"rule": "d", "accuracy": 0.70, "samples": 6.0, "fraction": 0.75, "vs_full": 0.0}]
+    ends = frontier({"fixed_k": curve, "adaptive": rows, "tolerance": 0.01})
+    assert ends["best_under_half"]["rule"] == "b" and ends["cheapest_within"]["rule"] == "c"
+    none = frontier({"fixed_k": curve, "adaptive": rows[2:], "tolerance": 0.0})
+    assert none["best_under_half"] is None and none["cheapest_within"]["rule"] == "d"

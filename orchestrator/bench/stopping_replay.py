@@ -153,9 +153,23 @@ def default_rules() -> dict[str, StopRule]:
 
 
 def grid_rules() -> dict[str, StopRule]:
-    """A finer sweep of the Beta rule: confidences 0.8-0.95 by at least 2, 3 or 4 samples (`--grid`)."""
-    return {f"beta-{c}-min{m}": StopRule("beta", confidence=c, min_samples=m)
-            for m in (2, 3, 4) for c in (0.8, 0.85, 0.88, 0.9, 0.92, 0.95)}
+    """A finer sweep (`--grid`): the Beta rule at confidences 0.8-0.95 and the cost rule alone at 0.02-0.05
+    expected flips per 1,000 tokens, each by at least 2, 3 or 4 samples."""
+    rules = {f"beta-{c}-min{m}": StopRule("beta", confidence=c, min_samples=m)
+             for m in (2, 3, 4) for c in (0.8, 0.85, 0.88, 0.9, 0.92, 0.95)}
+    rules |= {f"gain-{g}-min{m}": StopRule("none", min_gain=g, min_samples=m)
+              for m in (2, 3, 4) for g in (0.02, 0.025, 0.03, 0.035, 0.04, 0.05)}
+    return rules
+
+
+def frontier(report: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The two settings the target is about: the most accurate rule using at most half the samples, and the
+    cheapest rule within `tolerance` of fixed-N (None when no rule qualifies)."""
+    rows, full = report["adaptive"], report["fixed_k"][-1]["accuracy"] if report["fixed_k"] else 0.0
+    half = [r for r in rows if r["fraction"] <= 0.5]
+    close = [r for r in rows if r["accuracy"] >= full - report["tolerance"]]
+    return {"best_under_half": max(half, key=lambda r: r["accuracy"], default=None),
+            "cheapest_within": min(close, key=lambda r: r["samples"], default=None)}
 
 
 def replay(
@@ -216,6 +230,12 @@ def markdown(report: dict[str, Any]) -> str:
               f"{r['tokens']:.0f} | {'yes' if r['meets'] else 'no'} |" for r in report["adaptive"]]
     verdict = "yes" if report["any_meets"] else "no"
     points = report["tolerance"] * 100
+    ends = frontier(report)
+    for key, what in (("best_under_half", "most accurate with <= 50% of the samples"),
+                      ("cheapest_within", f"fewest samples within {points:g} point(s)")):
+        r = ends[key]
+        lines += ["", f"{what}: " + (f"{r['rule']}, {r['accuracy']:.3f} ({r['vs_full']:+.3f}), "
+                                     f"{r['samples']:.2f} samples ({r['fraction']:.0%})" if r else "none")]
     lines += ["", f"Adaptive reaches fixed-{n} accuracy within {points:g} point(s) using <= 50% of the "
               f"samples: {verdict}"]
     return "\n".join(lines)
