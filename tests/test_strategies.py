@@ -154,6 +154,28 @@ def test_best_of_n_keeps_the_best_rewarded_answer():
     assert result.details["scorer"] == "reward" and result.details["chosen_sample"] == 1
 
 
+class Tempered(ScriptedModel):
+    """A scripted model that notes the temperature of every call, in order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.temperatures = []
+
+    def _complete(self, messages, options):
+        self.temperatures.append(options.temperature)
+        return super()._complete(messages, options)
+
+
+@pytest.mark.parametrize("sample_first", [False, True])
+def test_best_of_n_runs_its_first_chain_like_chain_unless_told_to_sample_it(sample_first):
+    model = Tempered(by_role(think=answers(8, 9), reflect="Reward: 0.9"))
+    options = {"samples": 2, "temperature": 0.6, "sample_first": sample_first, **NO_VERIFY}
+    result = solve(model, "best-of-n", options, config=ReasonConfig(temperature=0.0))
+    assert result.samples_used == 2 and len(model.temperatures) == 4  # think + reflect, twice, one at a time
+    first, second = model.temperatures[:2], model.temperatures[2:]
+    assert first == ([0.6, 0.6] if sample_first else [0.0, 0.0]) and second == [0.6, 0.6]
+
+
 def test_best_of_n_stops_when_a_chain_is_verified():
     model = ScriptedModel(by_role(think=answers(9), reflect="Reward: 0.9", verify="Verdict: CORRECT"))
     result = solve(model, "best-of-n", {"samples": 4, "stop_on_verified": True})

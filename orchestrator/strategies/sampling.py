@@ -104,14 +104,18 @@ def affordable(ctx: StrategyContext, cost: dict[str, float]) -> int | None:
 
 def run_samples(
     ctx: StrategyContext, indices: list[int], decide: Decide, projection: Projection,
-    wanted: Callable[[], int] | None = None, **overrides: Any,
+    wanted: Callable[[], int] | None = None, per_index: dict[int, dict[str, Any]] | None = None,
+    **overrides: Any,
 ) -> Sampled:
-    """Run chains `indices` (config `overrides`) until `decide` names a stop reason, the budget would be
-    overrun, or all have run ('limit'). `projection`: the loop's cost projection, made by the caller before
-    the loop (its `decide` may project too); each finished sample is counted in it here.
-    `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs)."""
+    """Run chains `indices` (config `overrides`, then `per_index[i]` for chain i) until `decide` names a stop
+    reason, the budget would be overrun, or all have run ('limit'). `projection`: the loop's cost projection,
+    made by the caller before the loop (its `decide` may project too); each finished sample is counted in it
+    here. `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs)."""
     out = Sampled()
     queue = list(indices)
+
+    def chain(index: int) -> Run:
+        return ctx.run_chain(index, **{**overrides, **(per_index or {}).get(index, {})})
 
     def settle(run: Run) -> str | None:
         out.runs.append(run)
@@ -130,7 +134,7 @@ def run_samples(
             if (reason := stop_launching(0)) is not None:
                 out.stop_reason = reason
                 return out
-            if (reason := settle(ctx.run_chain(queue.pop(0), **overrides))) is not None:
+            if (reason := settle(chain(queue.pop(0)))) is not None:
                 out.stop_reason = reason
                 return out
         return out
@@ -147,7 +151,7 @@ def run_samples(
                     reason = None if pending else short  # with samples in flight, decide again when they end
                     break
                 index = queue.pop(0)
-                pending[pool.submit(ctx.run_chain, index, **overrides)] = index
+                pending[pool.submit(chain, index)] = index
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
