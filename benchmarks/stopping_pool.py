@@ -3,6 +3,8 @@
     python benchmarks/stopping_pool.py record --model local/qwen2.5-coder-1.5b --strategy plain \
         --dataset gsm8k --limit 30 --seed 0 --samples 8 --out tests/data/stopping_pool.jsonl
     python benchmarks/stopping_pool.py replay --pool tests/data/stopping_pool.jsonl --orderings 200
+    python benchmarks/stopping_pool.py compare --pool tests/data/stopping_pool_t0.4.jsonl \
+        --pool tests/data/stopping_pool.jsonl --samples 8
 
 `record` samples each problem N times (`plain`, or a cheap `chain` without reflection or verification) at
 temperature 0.7 with seeds 0..N-1, through the disk cache. It is resumable by itself: the pool file is
@@ -29,7 +31,7 @@ from typing import Any
 from orchestrator.bench.datasets import Problem, load_dataset
 from orchestrator.bench.plot import plot_stopping
 from orchestrator.bench.stopping_replay import (
-    check_record, grid_rules, markdown, prepare, read_pool, replay, sample_count,
+    check_record, compare_markdown, compare_pools, grid_rules, markdown, prepare, read_pool, replay, sample_count,
 )
 from orchestrator.config import ReasonConfig
 from orchestrator.models import get_model
@@ -44,6 +46,7 @@ class Metered(ChatModel):
     def __init__(self, inner: ChatModel) -> None:
         super().__init__(inner.options)
         self.inner, self.name, self.is_local = inner, inner.name, inner.is_local
+        self.sample_temperature = inner.sample_temperature
         self.context_window, self.supports_tools = inner.context_window, inner.supports_tools
         self.tokens = 0
 
@@ -165,6 +168,17 @@ def replay_cmd(args: argparse.Namespace) -> None:
         print(f"plot: {plot_stopping(report, Path(args.plot))}")
 
 
+def compare_cmd(args: argparse.Namespace) -> None:
+    """Print majority-of-k accuracy of two pools of the same problems and their paired difference."""
+    first, second = (read_pool(path) for path in args.pool)
+    bad = {r.get("id", "?"): e for r in [*first, *second] if (e := check_record(r))}
+    if bad:
+        raise SystemExit(f"malformed pool lines: {bad}")
+    report = compare_pools(prepare(first), prepare(second), count=args.orderings, seed=args.seed,
+                           samples=args.samples)
+    print(compare_markdown(report, [Path(p).name for p in args.pool]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -193,8 +207,15 @@ def main() -> None:
                      help="replay a finer sweep of the Beta and cost rules (threshold x minimum samples) instead")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
+    cmp = sub.add_parser("compare", help="majority-of-k accuracy of two pools of the same problems, paired")
+    cmp.add_argument("--pool", action="append", required=True, help="give two: --pool A --pool B")
+    cmp.add_argument("--orderings", type=int, default=200)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--samples", type=sample_count, default=None, help="compare the first N samples only")
     args = ap.parse_args()
-    record(args) if args.command == "record" else replay_cmd(args)
+    if args.command == "compare" and len(args.pool) != 2:
+        ap.error("compare takes exactly two --pool")
+    {"record": record, "replay": replay_cmd, "compare": compare_cmd}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from orchestrator import ScriptedModel
 from orchestrator.bench.datasets import Problem
 from orchestrator.bench.stats import bootstrap_interval
 from orchestrator.bench.stopping_replay import (
-    adaptive, check_record, fixed_k, frontier, grid_rules, markdown, orderings, prepare, read_pool, replay,
+    adaptive, check_record, compare_pools, fixed_k, frontier, grid_rules, markdown, orderings, prepare, read_pool,
+    replay,
 )
 from orchestrator.strategies.stopping import (
     StopRule, beta_confidence, flip_probability, majority, marginal_gain, needed, stop_point, tally,
@@ -203,12 +204,15 @@ def test_recorder_draws_a_problems_samples_together_in_batches(tmp_path):
 
 
 # --- the committed pool -------------------------------------------------------------------------------
-@pytest.mark.skipif(not POOL.exists(), reason="tests/data/stopping_pool.jsonl has not been recorded yet")
-def test_committed_pool_is_well_formed_and_replays():
-    records = read_pool(POOL)
+@pytest.mark.parametrize("name, temperature", [("stopping_pool.jsonl", 0.7), ("stopping_pool_t0.4.jsonl", 0.4)])
+def test_committed_pools_are_well_formed_and_replay(name, temperature):
+    path = POOL.parent / name
+    if not path.exists():
+        pytest.skip(f"tests/data/{name} has not been recorded yet")
+    records = read_pool(path)
     assert records and len({r["id"] for r in records}) == len(records)
     assert {r["id"]: check_record(r) for r in records if check_record(r)} == {}
-    assert min(len(r["answers"]) for r in records) >= 2
+    assert min(len(r["answers"]) for r in records) >= 8 and {r["temperature"] for r in records} == {temperature}
     report = replay(prepare(records), count=5, seed=0)
     assert report["problems"] == len(records) and report["fixed_k"]
 
@@ -235,6 +239,28 @@ def test_replay_command_grid_sweeps_the_beta_rule(capsys):
     assert "| beta-0.85-min3 |" in text and "| gain-0.035-min3 |" in text and "| window-3 |" not in text
     assert set(grid_rules()) >= {"beta-0.8-min2", "beta-0.95-min4", "gain-0.02-min2", "gain-0.05-min4"}
     assert "most accurate with <= 50% of the samples: " in text and "fewest samples within 1 point(s): " in text
+
+
+def test_compare_pools_pairs_problems_and_trims_to_the_shorter_pool(capsys):
+    import argparse
+
+    def pool(answers):  # problem id -> answers; gold is always "1"
+        return prepare([{"id": i, "gold": "1", "answers": a, "tokens": [10] * len(a)} for i, a in answers.items()])
+
+    hot = pool({"p": ["1", "2", "1", "3"], "q": ["2", "2", "2", "2"], "only-here": ["1"] * 4})
+    cold = pool({"p": ["1", "1", "1"], "q": ["2", "2", "1"]})
+    report = compare_pools(cold, hot, count=20, seed=0)
+    assert report["problems"] == 2 and report["samples"] == 3  # 'only-here' left out; the shorter pool's 3
+    one = report["rows"][0]  # k = 1: cold is right on p always and on q a third of the time; hot 2/3 and 0
+    assert one["first"] == pytest.approx(2 / 3, abs=0.1) and one["second"] == pytest.approx(1 / 3, abs=0.1)
+    assert one["diff"] == pytest.approx(one["first"] - one["second"]) and one["diff_ci"][0] <= one["diff"]
+    last = report["rows"][-1]  # k = 3 (hot trimmed to its first 3): both right on p, wrong on q
+    assert (last["first"], last["second"], last["diff"]) == (0.5, 0.5, 0.0)
+    assert compare_pools(cold, hot, count=5, samples=1)["samples"] == 1
+    pools = [str(POOL.parent / "stopping_pool_t0.4.jsonl"), str(POOL)]
+    load_script().compare_cmd(argparse.Namespace(pool=pools, orderings=2, seed=0, samples=8))
+    text = capsys.readouterr().out
+    assert "50 problems in both pools x 8 samples" in text and "| 8 | " in text
 
 
 def test_frontier_picks_the_best_rule_under_half_and_the_cheapest_within_tolerance():

@@ -176,6 +176,24 @@ def test_best_of_n_runs_its_first_chain_like_chain_unless_told_to_sample_it(samp
     assert first == ([0.6, 0.6] if sample_first else [0.0, 0.0]) and second == [0.6, 0.6]
 
 
+@pytest.mark.parametrize("strategy", ["vote", "best-of-n", "beam"])
+def test_sampling_strategies_draw_at_the_models_sample_temperature_unless_told(strategy, tmp_path):
+    from orchestrator.models.cache import CachedModel
+    from orchestrator.models.local import LocalModel
+
+    def run(options):
+        model = Tempered(by_role(think=answers(9), reflect="Reward: 0.9", verify="Verdict: CORRECT"),
+                         repeat_last=True)
+        model.sample_temperature = 0.3
+        solve(model, strategy, {"samples": 3, "sample_first": True, **options})
+        return set(model.temperatures)
+
+    assert run({}) == {0.3} and run({"temperature": 0.9}) == {0.9}
+    qwen = LocalModel("local/qwen2.5-coder-1.5b")  # the weights load on the first call, not here
+    assert qwen.sample_temperature == 0.4 and LocalModel("local/smollm2-135m").sample_temperature == 0.7
+    assert CachedModel(qwen, tmp_path / "cache").sample_temperature == 0.4
+
+
 def test_best_of_n_stops_when_a_chain_is_verified():
     model = ScriptedModel(by_role(think=answers(9), reflect="Reward: 0.9", verify="Verdict: CORRECT"))
     result = solve(model, "best-of-n", {"samples": 4, "stop_on_verified": True})

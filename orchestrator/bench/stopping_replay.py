@@ -212,6 +212,43 @@ def replay(
             "fixed_k": curve, "adaptive": rows, "any_meets": any(r["meets"] for r in rows)}
 
 
+def compare_pools(
+    first: Sequence[PoolProblem], second: Sequence[PoolProblem], count: int = 200, seed: int = 0,
+    samples: int | None = None,
+) -> dict[str, Any]:
+    """Majority-of-k accuracy of two pools of the same problems (e.g. two sampling temperatures), k = 1..N,
+    and the difference paired per problem with its 95% bootstrap interval over problems. N: the fewest
+    samples any problem has in either pool, or `samples` when fewer. Problems missing from either are left
+    out."""
+    by_id = {p.id: p for p in second}
+    pairs = [(p, by_id[p.id]) for p in first if p.id in by_id]
+    n = min((min(len(a.labels), len(b.labels)) for a, b in pairs), default=0)
+    n = min(n, samples) if samples is not None else n
+    def trim(p: PoolProblem) -> PoolProblem:
+        return PoolProblem(p.id, p.gold, p.labels[:n], p.tokens[:n], p.correct)
+
+    sides = [[trim(a) for a, _ in pairs], [trim(b) for _, b in pairs]]
+    orders = [[orderings(p, count, seed) for p in side] for side in sides]
+    rows = []
+    for k in range(1, n + 1):
+        a, b = (fixed_scores(side, k, order) for side, order in zip(sides, orders, strict=True))
+        diff = [x - y for x, y in zip(a, b, strict=True)]
+        rows.append({"k": k, "first": _mean(a), "second": _mean(b), "diff": _mean(diff),
+                     "diff_ci": bootstrap_interval(diff, seed=seed)})
+    return {"problems": len(pairs), "samples": n, "orderings": count, "seed": seed, "rows": rows}
+
+
+def compare_markdown(report: dict[str, Any], names: Sequence[str] = ("first", "second")) -> str:
+    """`compare_pools`' report as a markdown table."""
+    a, b = names
+    lines = [f"{report['problems']} problems in both pools x {report['samples']} samples, "
+             f"{report['orderings']} orderings", "",
+             f"| k | {a} | {b} | {a} minus {b} (95% CI, paired by problem) |", "|---|---|---|---|"]
+    lines += [f"| {r['k']} | {r['first']:.3f} | {r['second']:.3f} | {r['diff']:+.3f} "
+              f"({_span(r['diff_ci'], signed=True)}) |" for r in report["rows"]]
+    return "\n".join(lines)
+
+
 def _span(interval: Sequence[float], signed: bool = False) -> str:
     lo, hi = interval
     return f"{lo:+.3f} to {hi:+.3f}" if signed else f"{lo:.3f}–{hi:.3f}"

@@ -31,6 +31,7 @@ class CachedModel(ChatModel):
         self.context_window = inner.context_window
         self.supports_tools = inner.supports_tools
         self.is_local = inner.is_local
+        self.sample_temperature = inner.sample_temperature
         self.slots = inner.slots
         self.hits = 0
         self.misses = 0

@@ -110,6 +110,8 @@ class LocalModel(ChatModel):
         else:
             raise ConfigError(f"unknown local model {key!r}; known: {', '.join(WEIGHTS)} or local/PATH.gguf")
         default_ctx = min(WEIGHTS[self.key].context_window, 8192) if self.key else 4096
+        if self.key:
+            self.sample_temperature = WEIGHTS[self.key].sample_temperature
         self.context_window = n_ctx or _env_count("REASON_LOCAL_N_CTX", default_ctx)
         self.n_threads = n_threads or _env_count("REASON_LOCAL_THREADS", os.cpu_count() or 2)
         self.slots = _env_count("REASON_LOCAL_SLOTS", 1) if slots is None else slots

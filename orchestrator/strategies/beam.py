@@ -17,7 +17,7 @@ lists the nodes. Tools are off inside the beam (branches would need a sandbox se
 Stop reasons: verified / answered (an accepted answer), limit (max_depth, max_nodes or max_backoffs reached;
 the best answer seen is returned), budget_<resource>.
 Options: width (2), branch (2), max_depth (6), max_nodes (width * branch * max_depth), max_backoffs (2),
-temperature (0.7).
+temperature (the model's `sample_temperature`, as for `vote`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Beam:
         self.width, self.branch = int(o.get("width", 2)), int(o.get("branch", 2))
         self.max_depth, self.max_backoffs = int(o.get("max_depth", 6)), int(o.get("max_backoffs", 2))
         self.max_nodes = int(o.get("max_nodes", self.width * self.branch * self.max_depth))
-        t = float(o.get("temperature", 0.7))
+        t = float(o.get("temperature", ctx.model.sample_temperature))
         self.config = ctx.config.model_copy(update={"temperature": t, "retry_temperature": t, "plan": False})
         settings = {"width": self.width, "branch": self.branch, "max_depth": self.max_depth}
         self.tree = Run(

@@ -15,7 +15,8 @@ check or verification), then the score (the judge's, else the reflection reward)
 earliest. Stops early with `verified` when a check passes (or, with `stop_on_verified`, when a chain's own
 verification passes); otherwise after `samples` chains (`limit`, or `verified` when the chosen answer was
 verified), or before a chain the budget could not pay for (`budget_<resource>`).
-Options: samples (4), scorer, stop_on_verified (False), temperature (0.7), chain (config overrides),
+Options: samples (4), scorer, stop_on_verified (False), temperature (the model's `sample_temperature`, as
+for `vote`), chain (config overrides),
 sample_first (False).
 
 The first chain is not sampled unless `sample_first` is set: it runs at the run's own temperature, as the

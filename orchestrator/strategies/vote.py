@@ -11,10 +11,11 @@ needs whatever they answer (`stopping.needed`: 4 at first for Beta at 0.95, then
 so an early stop saves the same samples it would one at a time; `speculate` launches that many more
 (faster, and possibly wasted; a large number launches all at once).
 
-Options: samples (8), temperature (0.7), chain (config overrides for the sampled chains), speculate (0),
-and the stopping rule's rule ('beta'), confidence (0.95), window (3), min_samples (2), min_gain (0: off;
-expected answer flips per 1,000 tokens of the remaining samples below which sampling stops; a remaining
-sample is priced at the mean of this vote's own samples, not at a prior chain's, e.g. `auto`'s first).
+Options: samples (8), temperature (the model's `sample_temperature`: 0.7, but 0.4 for the embedded Qwen),
+chain (config overrides for the sampled chains), speculate (0), and the stopping rule's rule ('beta'),
+confidence (0.95), window (3), min_samples (2), min_gain (0: off; expected answer flips per 1,000 tokens of
+the remaining samples below which sampling stops; a remaining sample is priced at the mean of this vote's
+own samples, not at a prior chain's, e.g. `auto`'s first).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CHEAP = {"plan": False, "reflect": False, "verify": False, "max_attempts": 1}
 
 def chain_overrides(ctx: StrategyContext, cheap: bool = True) -> dict[str, Any]:
     """Config overrides of a sampled chain: sampling temperature, cheap by default, then options['chain']."""
-    temperature = float(ctx.options.get("temperature", 0.7))
+    temperature = float(ctx.options.get("temperature", ctx.model.sample_temperature))
     base = dict(CHEAP) if cheap else {}
     sampling = {"temperature": temperature, "retry_temperature": temperature}
     return {**base, **sampling, **ctx.options.get("chain", {})}
