@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from benchmark_script import load_benchmark
 from fake_openai_server import Fault, serve
 
 from orchestrator.bench.arms import make_arms, parse_budget
@@ -317,12 +318,7 @@ def test_the_manifest_keeps_every_command_that_added_to_the_folder(tmp_path):
 
 
 def test_eval_arms_reads_arm_settings_as_reason_bench_does():
-    import importlib.util
-
-    script = Path(__file__).parents[1] / "benchmarks" / "eval_arms.py"
-    spec = importlib.util.spec_from_file_location("eval_arms", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("eval_arms")
     arm = module.parse_arm("local/qwen2.5-coder-1.5b:chain:verify_by=resolve,max_attempts=3")
     assert (arm.key, arm.config.verify_by, arm.config.max_attempts) == (
         "local/qwen2.5-coder-1.5b|chain|verify_by=resolve,max_attempts=3", "resolve", 3)
@@ -336,12 +332,7 @@ def test_eval_arms_reads_arm_settings_as_reason_bench_does():
 
 
 def test_lost_rows_are_rebuilt_from_the_trajectories(tmp_path):
-    import importlib.util
-
-    script = Path(__file__).parents[1] / "benchmarks" / "recover_rows.py"
-    spec = importlib.util.spec_from_file_location("recover_rows", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("recover_rows")
     gold = write_problems(tmp_path / "q.jsonl", 6)
     out = tmp_path / "out"
     with serve(replies=answers(gold, right=lambda i: i % 2 == 0)) as srv:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import threading
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from benchmark_script import load_benchmark
 
 from orchestrator.models.fake import ScriptedModel
 
 
 def load_module():
-    script = Path(__file__).parents[1] / "benchmarks" / "model_server.py"
-    spec = importlib.util.spec_from_file_location("model_server", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("model_server")
 
 
 @pytest.fixture

@@ -3,19 +3,15 @@ agreement and choice counted by meaning, overruns measured against the largest c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from benchmark_script import load_benchmark
 
 
 def load_script():
-    path = Path(__file__).parents[1] / "benchmarks" / "sample_choice.py"
-    spec = importlib.util.spec_from_file_location("sample_choice", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sample_choice")
 
 
 def write_sample(path: Path, answer: str | None, calls: list[int], stop: str = "answered") -> None:

@@ -3,11 +3,11 @@ model, and the committed pool file (format, and that the replay runs on it) when
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from benchmark_script import load_benchmark
 
 from orchestrator import ScriptedModel
 from orchestrator.bench.datasets import Problem
@@ -24,12 +24,7 @@ POOL = Path(__file__).parent / "data" / "stopping_pool.jsonl"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "stopping_pool", Path(__file__).parents[1] / "benchmarks" / "stopping_pool.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("stopping_pool")
 
 
 # --- the rules ----------------------------------------------------------------------------------------
