@@ -14,12 +14,14 @@ each overrun as a share of the problem's largest single call (the budget promise
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from orchestrator.answers import same_answer
+from orchestrator.bench.report import load_rows
+from orchestrator.errors import ConfigError
+from orchestrator.trajectory import load_trajectory
 
 
 def trajectory_files(row: dict[str, Any], folder: Path) -> list[Path]:
@@ -34,11 +36,9 @@ def trajectory_files(row: dict[str, Any], folder: Path) -> list[Path]:
 def read_sample(path: Path) -> dict[str, Any]:
     """One sample's answer kind, final answer (normalized; None when it gave none), stop reason and largest
     call."""
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    end = next((r for r in reversed(records) if r.get("type") == "end"), {})
-    calls = [c for r in records if r.get("type") == "step" for c in r.get("calls") or []]
-    largest = max((c.get("prompt_tokens", 0) + c.get("completion_tokens", 0) for c in calls), default=0)
-    header = next((r for r in records if r.get("type") == "header"), {})
+    header, steps, end = load_trajectory(path)
+    end = end or {}
+    largest = max((c.prompt_tokens + c.completion_tokens for s in steps for c in s.calls), default=0)
     return {"kind": header.get("kind"), "answer": end.get("normalized"), "stop_reason": end.get("stop_reason"),
             "largest_call": largest}
 
@@ -80,8 +80,10 @@ def main() -> None:
     ap.add_argument("--budget-tokens", type=int, default=None)
     args = ap.parse_args()
     folder = Path(args.folder)
-    rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["arm"] == args.arm]
+    try:
+        rows = [r for r in load_rows(folder) if r["arm"] == args.arm]
+    except ConfigError as e:
+        raise SystemExit(str(e)) from None
     if not rows:
         raise SystemExit(f"no rows for arm {args.arm!r} in {folder / 'results.jsonl'}")
     r = report(rows, folder, args.budget_tokens)

@@ -9,17 +9,21 @@ from pathlib import Path
 import pytest
 from benchmark_script import load_benchmark
 
+from orchestrator.trajectory import Call, Step, Trajectory
+
 
 def load_script():
     return load_benchmark("sample_choice")
 
 
 def write_sample(path: Path, answer: str | None, calls: list[int], stop: str = "answered") -> None:
-    steps = [{"type": "step", "kind": "think", "calls": [{"prompt_tokens": t // 2, "completion_tokens": t - t // 2}]}
-             for t in calls]
-    end = {"type": "end", "stop_reason": stop, "normalized": answer}
-    header = {"type": "header", "kind": "math"}
-    path.write_text("\n".join(json.dumps(r) for r in [header, *steps, end]) + "\n")
+    """A sample's trajectory as the state machine writes it: one think step a call of `calls` tokens."""
+    trajectory = Trajectory(path, {"kind": "math"})
+    for t in calls:
+        call = Call(messages=[], raw_output="", prompt_tokens=t // 2, completion_tokens=t - t // 2,
+                    cached_tokens=0, cost_usd=0.0, seconds=0.0)
+        trajectory.append(Step(kind="think", text="", calls=[call]))
+    trajectory.close({"stop_reason": stop, "normalized": answer})
 
 
 def make_run(tmp_path: Path) -> Path:
