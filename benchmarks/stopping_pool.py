@@ -153,12 +153,18 @@ def record(args: argparse.Namespace) -> None:
         model.close()
 
 
-def replay_cmd(args: argparse.Namespace) -> None:
-    """Print (and optionally save) the replay report of a pool."""
-    records = read_pool(args.pool)
+def checked_pool(path: str) -> list[dict[str, Any]]:
+    """The records of a pool file; exits naming the malformed lines (by problem id) if there are any."""
+    records = read_pool(path)
     bad = {r.get("id", "?"): e for r in records if (e := check_record(r))}
     if bad:
-        raise SystemExit(f"malformed pool lines: {bad}")
+        raise SystemExit(f"malformed pool lines in {path}: {bad}")
+    return records
+
+
+def replay_cmd(args: argparse.Namespace) -> None:
+    """Print (and optionally save) the replay report of a pool."""
+    records = checked_pool(args.pool)
     rules = grid_rules() if args.grid else None
     report = replay(prepare(records), rules, count=args.orderings, seed=args.seed, samples=args.samples)
     print(markdown(report))
@@ -170,10 +176,7 @@ def replay_cmd(args: argparse.Namespace) -> None:
 
 def compare_cmd(args: argparse.Namespace) -> None:
     """Print majority-of-k accuracy of two pools of the same problems and their paired difference."""
-    first, second = (read_pool(path) for path in args.pool)
-    bad = {r.get("id", "?"): e for r in [*first, *second] if (e := check_record(r))}
-    if bad:
-        raise SystemExit(f"malformed pool lines: {bad}")
+    first, second = (checked_pool(path) for path in args.pool)
     report = compare_pools(prepare(first), prepare(second), count=args.orderings, seed=args.seed,
                            samples=args.samples)
     print(compare_markdown(report, [Path(p).name for p in args.pool]))

@@ -76,6 +76,11 @@ def prepare(records: Sequence[dict[str, Any]], kind: str = "math") -> list[PoolP
     return out
 
 
+def first_samples(problem: PoolProblem, n: int) -> PoolProblem:
+    """The problem with only its first `n` samples (in recorded order)."""
+    return PoolProblem(problem.id, problem.gold, problem.labels[:n], problem.tokens[:n], problem.correct)
+
+
 def orderings(problem: PoolProblem, count: int, seed: int) -> list[list[int]]:
     """`count` random orders of a problem's samples, the same for a given seed and problem id."""
     rng = random.Random(f"{seed}/{problem.id}")
@@ -190,7 +195,7 @@ def replay(
         if samples < 1:
             raise ValueError(f"samples must be at least 1, not {samples}")
         n = min(n, samples)
-    problems = [PoolProblem(p.id, p.gold, p.labels[:n], p.tokens[:n], p.correct) for p in problems]
+    problems = [first_samples(p, n) for p in problems]
     orders = [orderings(p, count, seed) for p in problems]
     curve = []
     full_scores = [0.0] * len(problems)  # fixed-N per problem (N = 0: none right)
@@ -224,10 +229,7 @@ def compare_pools(
     pairs = [(p, by_id[p.id]) for p in first if p.id in by_id]
     n = min((min(len(a.labels), len(b.labels)) for a, b in pairs), default=0)
     n = min(n, samples) if samples is not None else n
-    def trim(p: PoolProblem) -> PoolProblem:
-        return PoolProblem(p.id, p.gold, p.labels[:n], p.tokens[:n], p.correct)
-
-    sides = [[trim(a) for a, _ in pairs], [trim(b) for _, b in pairs]]
+    sides = [[first_samples(a, n) for a, _ in pairs], [first_samples(b, n) for _, b in pairs]]
     orders = [[orderings(p, count, seed) for p in side] for side in sides]
     rows = []
     for k in range(1, n + 1):
