@@ -170,7 +170,8 @@ def grid_rules() -> dict[str, StopRule]:
 def frontier(report: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
     """The two settings the target is about: the most accurate rule using at most half the samples, and the
     cheapest rule within `tolerance` of fixed-N (None when no rule qualifies)."""
-    rows, full = report["adaptive"], report["fixed_k"][-1]["accuracy"] if report["fixed_k"] else 0.0
+    rows = report["adaptive"]
+    full = report["fixed_k"][-1]["accuracy"] if report["fixed_k"] else 0.0
     half = [r for r in rows if r["fraction"] <= 0.5]
     close = [r for r in rows if r["accuracy"] >= full - report["tolerance"]]
     return {"best_under_half": max(half, key=lambda r: r["accuracy"], default=None),
