@@ -14,7 +14,9 @@ call cost when it was made), seeds, model, strategy, temperature.
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
 `orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
 samples; `--grid` replays a finer sweep of the Beta and cost rules instead of the default rules; `--json` also
-writes the report, `--plot` the curve (accuracy against samples used).
+writes the report, `--plot` the curve (accuracy against samples used). `--caps` asks the target at equal
+accuracy instead: for each k, the fewest samples a rule spends (capped at any 1..N) to come within a point of
+fixed-k.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 from orchestrator.bench.datasets import Problem, load_dataset
 from orchestrator.bench.plot import plot_stopping
 from orchestrator.bench.stopping_replay import (
-    check_record, compare_markdown, compare_pools, grid_rules, markdown, prepare, read_pool, replay, sample_count,
+    check_record, compare_markdown, compare_pools, equal_accuracy, equal_accuracy_markdown, grid_rules, markdown,
+    prepare, read_pool, replay, sample_count,
 )
 from orchestrator.config import ReasonConfig
 from orchestrator.models import get_model
@@ -165,6 +168,10 @@ def checked_pool(path: str) -> list[dict[str, Any]]:
 def replay_cmd(args: argparse.Namespace) -> None:
     """Print (and optionally save) the replay report of a pool."""
     records = checked_pool(args.pool)
+    if args.caps:
+        print(equal_accuracy_markdown(equal_accuracy(prepare(records), count=args.orderings, seed=args.seed,
+                                                     samples=args.samples)))
+        return
     rules = grid_rules() if args.grid else None
     report = replay(prepare(records), rules, count=args.orderings, seed=args.seed, samples=args.samples)
     print(markdown(report))
@@ -208,6 +215,8 @@ def main() -> None:
                      help="replay each problem's first N samples only (default: all the pool has)")
     rep.add_argument("--grid", action="store_true",
                      help="replay a finer sweep of the Beta and cost rules (threshold x minimum samples) instead")
+    rep.add_argument("--caps", action="store_true",
+                     help="instead: the fewest samples each rule spends to match fixed-k accuracy, any cap up to N")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
     cmp = sub.add_parser("compare", help="majority-of-k accuracy of two pools of the same problems, paired")

@@ -13,8 +13,8 @@ from orchestrator import ScriptedModel
 from orchestrator.bench.datasets import Problem
 from orchestrator.bench.stats import bootstrap_interval
 from orchestrator.bench.stopping_replay import (
-    adaptive, check_record, compare_pools, fixed_k, frontier, grid_rules, markdown, orderings, prepare, read_pool,
-    replay,
+    adaptive, check_record, compare_pools, equal_accuracy, equal_accuracy_markdown, fixed_k, frontier, grid_rules,
+    markdown, orderings, prepare, read_pool, replay,
 )
 from orchestrator.strategies.stopping import (
     StopRule, beta_confidence, flip_probability, majority, marginal_gain, needed, stop_point, tally,
@@ -218,7 +218,7 @@ def test_replay_command_writes_the_report_and_the_curve(tmp_path, capsys):
     script = load_script()
     out_json, out_png = tmp_path / "report.json", tmp_path / "curve.png"
     script.replay_cmd(argparse.Namespace(pool=str(POOL), orderings=3, seed=0, json=str(out_json),
-                                         plot=str(out_png), samples=None, grid=False))
+                                         plot=str(out_png), samples=None, grid=False, caps=False))
     report = json.loads(out_json.read_text())
     assert len(report["fixed_k"]) == report["samples"] and {r["rule"] for r in report["adaptive"]} >= {"beta-0.8"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000
@@ -229,7 +229,7 @@ def test_replay_command_grid_sweeps_the_beta_rule(capsys):
     import argparse
 
     load_script().replay_cmd(argparse.Namespace(pool=str(POOL), orderings=2, seed=0, json="", plot="",
-                                                samples=8, grid=True))
+                                                samples=8, grid=True, caps=False))
     text = capsys.readouterr().out
     assert "| beta-0.85-min3 |" in text and "| gain-0.035-min3 |" in text and "| window-3 |" not in text
     assert set(grid_rules()) >= {"beta-0.8-min2", "beta-0.95-min4", "gain-0.02-min2", "gain-0.05-min4"}
@@ -268,3 +268,31 @@ def test_frontier_picks_the_best_rule_under_half_and_the_cheapest_within_toleran
     assert ends["best_under_half"]["rule"] == "b" and ends["cheapest_within"]["rule"] == "c"
     none = frontier({"fixed_k": curve, "adaptive": rows[2:], "tolerance": 0.0})
     assert none["best_under_half"] is None and none["cheapest_within"]["rule"] == "d"
+
+
+def test_equal_accuracy_finds_the_cheapest_cap_that_matches_each_fixed_k(capsys):
+    import argparse
+
+    def record(i, answers):
+        return {"id": i, "gold": "1", "answers": answers, "tokens": [10] * len(answers)}
+
+    # ten easy problems (all eight agree: Beta stops after a few) and one split 5-3 for the right answer
+    pool = prepare([record(f"e{i}", ["1"] * 8) for i in range(10)] + [record("s", ["1"] * 5 + ["2"] * 3)])
+    report = equal_accuracy(pool, {"beta": StopRule("beta", confidence=0.8), "never": StopRule("none")},
+                            count=30, seed=0)
+    assert [f["k"] for f in report["fixed_k"]] == list(range(2, 9))
+    beta, never = report["rules"]["beta"], report["rules"]["never"]
+    assert [c["cap"] for c in beta["curve"]] == list(range(2, 9))
+    spent = [c["samples"] for c in beta["curve"]]
+    assert spent == sorted(spent) and spent[-1] < 4  # nested: a larger cap never stops sooner; easy ones stop
+    assert [c["samples"] for c in never["curve"]] == list(range(2, 9))  # no rule: always the cap
+    last = beta["match"][-1]  # fixed-8 is right on all 11; Beta at 0.8 gets there with under half the samples
+    assert report["fixed_k"][-1]["accuracy"] == 1.0
+    assert last["accuracy"] >= 0.99 and last["fraction"] <= 0.5 and last["samples"] == min(
+        c["samples"] for c in beta["curve"] if c["accuracy"] >= 0.99)
+    assert never["match"][-1]["fraction"] > 0.5
+    text = equal_accuracy_markdown(report)
+    assert "| k | fixed-k | beta | never |" in text and " *" in text and "| 8 | " in text
+    load_script().replay_cmd(argparse.Namespace(pool=str(POOL), orderings=2, seed=0, json="", plot="",
+                                                samples=8, grid=False, caps=True))
+    assert "| cap | beta-0.8 | beta-0.9 | beta-0.95 | window-2 | window-3 |" in capsys.readouterr().out
