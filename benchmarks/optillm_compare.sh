@@ -37,5 +37,6 @@ OPENAI_API_KEY=none REASON_HTTP_TIMEOUT=86400 .venv/bin/python benchmarks/eval_a
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 p, c = sum(r["prompt_tokens"] for r in rows), sum(r["completion_tokens"] for r in rows)
-print(f"backend usage: {len(rows)} calls, {p} prompt + {c} completion tokens; {(p + c) / int(sys.argv[2]):.0f} a problem")
+print(f"backend usage: {len(rows)} calls, {p} prompt + {c} completion tokens; {(p + c) / int(sys.argv[2]):.0f} a "
+      f"problem if this log holds the calls of all {sys.argv[2]} (a run that extended an arm holds only the new ones)")
 PY
