@@ -15,7 +15,7 @@ call cost when it was made), seeds, model, strategy, temperature.
 `orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
 samples; `--grid` replays a finer sweep of the Beta and cost rules instead of the default rules; `--json` also
 writes the report, `--plot` the curve (accuracy against samples used). `--caps` asks the target at equal
-accuracy instead: for each k, the fewest samples a rule spends (capped at any 1..N) to come within a point of
+accuracy instead: for each k, the fewest samples a rule spends (capped at any 2..N) to come within a point of
 fixed-k.
 """
 
@@ -213,10 +213,11 @@ def main() -> None:
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--samples", type=sample_count, default=None,
                      help="replay each problem's first N samples only (default: all the pool has)")
-    rep.add_argument("--grid", action="store_true",
-                     help="replay a finer sweep of the Beta and cost rules (threshold x minimum samples) instead")
-    rep.add_argument("--caps", action="store_true",
-                     help="instead: the fewest samples each rule spends to match fixed-k accuracy, any cap up to N")
+    view = rep.add_mutually_exclusive_group()
+    view.add_argument("--grid", action="store_true",
+                      help="replay a finer sweep of the Beta and cost rules (threshold x minimum samples) instead")
+    view.add_argument("--caps", action="store_true",
+                      help="instead: the fewest samples each rule spends to match fixed-k accuracy, any cap up to N")
     rep.add_argument("--json", default="")
     rep.add_argument("--plot", default="", help="write the curve (accuracy vs samples used) to this PNG")
     cmp = sub.add_parser("compare", help="majority-of-k accuracy of two pools of the same problems, paired")

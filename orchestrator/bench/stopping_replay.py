@@ -270,10 +270,10 @@ def equal_accuracy_markdown(report: dict[str, Any]) -> str:
                          + (" *" if m["fraction"] <= 0.5 else ""))
         lines.append(f"| {f['k']} | {f['accuracy']:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "| cap | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for i, point in enumerate(report["rules"][names[0]]["curve"] if names else []):
-        cells = [f"{report['rules'][n]['curve'][i]['accuracy']:.3f} @ {report['rules'][n]['curve'][i]['samples']:.2f}"
-                 for n in names]
-        lines.append(f"| {point['cap']} | " + " | ".join(cells) + " |")
+    curves = [report["rules"][name]["curve"] for name in names]
+    for points in zip(*curves, strict=True):  # one row a cap, one cell a rule
+        cells = [f"{c['accuracy']:.3f} @ {c['samples']:.2f}" for c in points]
+        lines.append(f"| {points[0]['cap']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
