@@ -258,6 +258,26 @@ def test_beam_backs_off_when_every_child_scores_low():
     assert result.samples_used == 7
 
 
+@pytest.mark.parametrize("sample_first", [False, True])
+def test_beam_decodes_a_nodes_first_child_like_chain_unless_told_to_sample_it(sample_first):
+    # width 1, branch 2, depth 2: the root's two children, then the better one's two; reflections pass
+    model = Tempered(lambda m: "Reward: 0.7" if role(m) == "reflect" else "Step: more.", repeat_last=True)
+    result = solve(model, "beam", {"width": 1, "branch": 2, "max_depth": 2, "temperature": 0.6,
+                                   "sample_first": sample_first}, config=ReasonConfig(temperature=0.0))
+    assert result.stop_reason == "limit" and result.samples_used == 4
+    think = model.temperatures[::2]  # think, reflect per node, one node at a time
+    assert think == ([0.6] * 4 if sample_first else [0.0, 0.6, 0.0, 0.6])
+    assert model.temperatures[1::2] == think  # a node's reflection runs at its node's temperature
+
+
+def test_beam_samples_every_child_of_a_node_it_expands_again_after_a_back_off():
+    model = Tempered(lambda m: "Reward: 0.2" if role(m) == "reflect" else "Step: a dead end.", repeat_last=True)
+    result = solve(model, "beam", {"width": 1, "branch": 2, "max_backoffs": 1, "temperature": 0.6},
+                   config=ReasonConfig(temperature=0.0))
+    assert result.stop_reason == "limit" and result.details["backoffs"] == 2 and result.samples_used == 4
+    assert model.temperatures[::2] == [0.0, 0.6, 0.6, 0.6]  # the root, expanded twice: one greedy child in all
+
+
 def test_beam_limit_and_budget():
     result = solve(ScriptedModel(["Step: more.", "Reward: 0.7"], repeat_last=True), "beam",
                    {"width": 1, "branch": 1, "max_depth": 3})

@@ -3,9 +3,11 @@
 Reference: Yao et al. 2023 (ToT, BFS over partial solutions scored by the model). A node is one think step
 continuing its parent's partial solution, plus the reflection whose reward scores it; each node has its own
 `Run` (the state functions `think`, `reflect`, `verify` drive it) holding its path's steps as the prompt.
-A level expands each of the `width` best open nodes `branch` times (sampled at `temperature`, a distinct seed
-per node); children scoring at least `reward_low` form the next level, best first, the `width` best being
-expanded next and the rest kept as alternates. If no child of a level is viable, the search backs off: the
+A level expands each of the `width` best open nodes `branch` times: the first child of a node at the run's
+own temperature, as `chain` decodes (greedy on a local model), the others sampled at `temperature` with a
+distinct seed each (a node expanded again after a back-off gets sampled children only); children scoring at
+least `reward_low` form the next level, best first, the `width` best being expanded next and the rest kept
+as alternates. If no child of a level is viable, the search backs off: the
 frontier is abandoned and the alternates of that level (failing those, of the level before, and so on up
 to the question itself) are expanded instead, at most `max_backoffs` times. A child proposing a final
 answer with a reward of at least `reward_high` is accepted, after the verify step when verification is on
@@ -17,7 +19,11 @@ lists the nodes. Tools are off inside the beam (branches would need a sandbox se
 Stop reasons: verified / answered (an accepted answer), limit (max_depth, max_nodes or max_backoffs reached;
 the best answer seen is returned), budget_<resource>.
 Options: width (2), branch (2), max_depth (6), max_nodes (width * branch * max_depth), max_backoffs (2),
-temperature (the model's `sample_temperature`, as for `vote`).
+temperature (the model's `sample_temperature`, as for `vote`), sample_first (False: sample every child).
+
+Why the first child is not sampled: under a budget that pays for one child the beam is that child, and on
+GSM8K under 2,000 tokens a sampled one lost 8 problems to the greedy `chain` and gained none (docs/results.md),
+as `best-of-n` did before its first chain ran like `chain`'s.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ class Beam:
         self.max_nodes = int(o.get("max_nodes", self.width * self.branch * self.max_depth))
         t = float(o.get("temperature", ctx.model.sample_temperature))
         self.config = ctx.config.model_copy(update={"temperature": t, "retry_temperature": t, "plan": False})
+        self.own = ctx.config.model_copy(update={"plan": False})  # a node's first child: the run's temperature
+        self.sample_first = bool(o.get("sample_first", False))
+        self.expanded: set[int] = set()  # nodes whose first child was decoded at the run's temperature
         settings = {"width": self.width, "branch": self.branch, "max_depth": self.max_depth}
         self.tree = Run(
             question=ctx.question, kind=ctx.kind, model=ctx.model, config=self.config, ledger=ctx.ledger,
@@ -80,10 +89,11 @@ class Beam:
         self.nodes = [self.root]
         self.backoffs = 0
 
-    def _run(self, parent: Node | None, sample: int) -> Run:
+    def _run(self, parent: Node | None, sample: int, own: bool = False) -> Run:
+        """A node's run: sampled with its own seed, or (`own`) as the run's first sample, at its temperature."""
         c = self.ctx
-        run = Run(question=c.question, kind=c.kind, model=c.model, config=self.config,
-                  trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget, sample=sample)
+        run = Run(question=c.question, kind=c.kind, model=c.model, config=self.own if own else self.config,
+                  trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget, sample=0 if own else sample)
         if parent is not None:
             run.trajectory.steps = parent.path()
             run.steps_left, run.advice = parent.run.steps_left, parent.run.advice
@@ -140,7 +150,9 @@ class Beam:
 
     def expand(self, frontier: list[Node]) -> tuple[list[Node], str | None]:
         """Grow `branch` children of each frontier node, `parallel` at a time, within the budget."""
-        parents = [p for p in frontier for _ in range(self.branch)]
+        parents = [(p, i == 0 and not self.sample_first and p.id not in self.expanded)
+                   for p in frontier for i in range(self.branch)]
+        self.expanded.update(p.id for p in frontier)
         children: list[Node] = []
         while parents:
             size = min(self.ctx.parallel, len(parents), self.max_nodes - (len(self.nodes) - 1))
@@ -151,8 +163,8 @@ class Beam:
             if not size:
                 return children, f"budget_{short}"
             batch = []
-            for p in parents[:size]:
-                batch.append(Node(len(self.nodes), p, p.depth + 1, self._run(p, len(self.nodes))))
+            for p, own in parents[:size]:
+                batch.append(Node(len(self.nodes), p, p.depth + 1, self._run(p, len(self.nodes), own)))
                 self.nodes.append(batch[-1])
             parents = parents[size:]
             if size == 1:
