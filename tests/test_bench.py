@@ -315,6 +315,13 @@ def test_the_manifest_keeps_every_command_that_added_to_the_folder(tmp_path):
     write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["b"], command="cmd one")  # a resume adds nothing
     manifest = read_manifest(tmp_path)
     assert manifest["command"] == "cmd one\ncmd two" and manifest["problem_ids"] == ["a", "b"]
+    write_manifest(tmp_path, "gsm8k", 0, 10, [arm], ["c"])
+    assert read_manifest(tmp_path)["limit"] == 10
+    write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["a"])  # a narrower command keeps the widest limit
+    assert read_manifest(tmp_path)["limit"] == 10
+    write_manifest(tmp_path, "gsm8k", 0, None, [arm], ["d"])
+    write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["a"])
+    assert read_manifest(tmp_path)["limit"] is None  # every problem, once any command took them all
 
 
 def test_eval_arms_reads_arm_settings_as_reason_bench_does():

@@ -119,7 +119,8 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 def write_manifest(out: Path, dataset: str, seed: int | None, limit: int | None, arms: list[Arm],
                    problem_ids: list[str], command: str | None = None) -> dict[str, Any]:
-    """Record (or extend) what this folder holds; refuse a different dataset or seed."""
+    """Record (or extend) what this folder holds; refuse a different dataset or seed. `limit` is the widest
+    any command took (None: all), since the folder holds the problems of every command."""
     old = read_manifest(out)
     for name, value in (("dataset", dataset), ("seed", seed)):
         if old and old.get(name) != value:
@@ -131,6 +132,8 @@ def write_manifest(out: Path, dataset: str, seed: int | None, limit: int | None,
     commands = [c for c in (old.get("command") or "").splitlines() if c]  # every command that added to it
     if command and command not in commands:
         commands.append(command)
+    if "limit" in old:  # the widest draw any command took (None: every problem) is what the folder holds
+        limit = None if limit is None or old["limit"] is None else max(limit, old["limit"])
     manifest = {
         "version": 1, "dataset": dataset, "seed": seed, "limit": limit,
         "command": "\n".join(commands) or None,
