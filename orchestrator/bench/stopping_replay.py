@@ -81,6 +81,17 @@ def first_samples(problem: PoolProblem, n: int) -> PoolProblem:
     return PoolProblem(problem.id, problem.gold, problem.labels[:n], problem.tokens[:n], problem.correct)
 
 
+def common_samples(problems: Sequence[PoolProblem], samples: int | None = None) -> tuple[int, list[PoolProblem]]:
+    """N, the fewest samples any problem has (or `samples` when that is fewer), and each problem trimmed to
+    its first N samples."""
+    n = min((len(p.labels) for p in problems), default=0)
+    if samples is not None:
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, not {samples}")
+        n = min(n, samples)
+    return n, [first_samples(p, n) for p in problems]
+
+
 def orderings(problem: PoolProblem, count: int, seed: int) -> list[list[int]]:
     """`count` random orders of a problem's samples, the same for a given seed and problem id."""
     rng = random.Random(f"{seed}/{problem.id}")
@@ -191,12 +202,7 @@ def replay(
     N is the fewest samples any problem has, or `samples` when that is fewer: each problem's first N samples
     (in recorded order) are replayed, so a pool recorded up to 16 replays as the pool of 8 it grew from."""
     rules = default_rules() if rules is None else rules
-    n = min((len(p.labels) for p in problems), default=0)
-    if samples is not None:
-        if samples < 1:
-            raise ValueError(f"samples must be at least 1, not {samples}")
-        n = min(n, samples)
-    problems = [first_samples(p, n) for p in problems]
+    n, problems = common_samples(problems, samples)
     orders = [orderings(p, count, seed) for p in problems]
     curve = []
     full_scores = [0.0] * len(problems)  # fixed-N per problem (N = 0: none right)
@@ -235,9 +241,7 @@ def equal_accuracy(
     Taking the cheapest cap that qualifies picks among noisy estimates, so a match is optimistic by about
     the noise between neighbouring caps; read the curve, not a single cell."""
     rules = {k: v for k, v in default_rules().items() if k in CAP_RULES} if rules is None else rules
-    n = min((len(p.labels) for p in problems), default=0)
-    n = min(n, samples) if samples is not None else n
-    problems = [first_samples(p, n) for p in problems]
+    n, problems = common_samples(problems, samples)
     orders = [orderings(p, count, seed) for p in problems]
     fixed = [{"k": k, "accuracy": fixed_k(problems, k, orders)} for k in range(2, n + 1)]
     out: dict[str, Any] = {}
@@ -271,9 +275,9 @@ def equal_accuracy_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {f['k']} | {f['accuracy']:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "| cap | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     curves = [report["rules"][name]["curve"] for name in names]
-    for points in zip(*curves, strict=True):  # one row a cap, one cell a rule
-        cells = [f"{c['accuracy']:.3f} @ {c['samples']:.2f}" for c in points]
-        lines.append(f"| {points[0]['cap']} | " + " | ".join(cells) + " |")
+    for at_cap in zip(*curves, strict=True):  # one row a cap, one cell a rule
+        cells = [f"{c['accuracy']:.3f} @ {c['samples']:.2f}" for c in at_cap]
+        lines.append(f"| {at_cap[0]['cap']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
