@@ -5,6 +5,7 @@
     python benchmarks/stopping_pool.py replay --pool tests/data/stopping_pool.jsonl --orderings 200
     python benchmarks/stopping_pool.py compare --pool tests/data/stopping_pool_t0.4.jsonl \
         --pool tests/data/stopping_pool.jsonl --samples 8
+    python benchmarks/stopping_pool.py confidence --pool tests/data/confidence_pool_t0.4.jsonl
 
 `record` samples each problem N times (`plain`, or a cheap `chain` without reflection or verification) at
 temperature 0.7 with seeds 0..N-1, through the disk cache. It is resumable by itself: the pool file is
@@ -109,6 +110,8 @@ def record_pool(
             start, model.tokens = time.monotonic(), 0
             result = Reasoner(model, strategy, config=config, save_trajectory=False).solve(p.question)
             rec["answers"].append(result.normalized)
+            if "confidence" in rec:  # a pool recorded in batches keeps one summary per sample
+                rec["confidence"].append(None)
             rec["tokens"].append(model.tokens)
             rec["seeds"].append(sample_seed + i)
             write_pool(out, [pool[k] for k in order if k in pool])
@@ -125,6 +128,7 @@ def _record_batches(p: Problem, rec: dict[str, Any], model: Metered, samples: in
     from orchestrator.answers import extract_answer
 
     messages: list[Message] = [{"role": "user", "content": p.question}]
+    kept = rec.setdefault("confidence", [None] * len(rec["answers"]))  # summaries from before: none
     while len(rec["answers"]) < samples:
         seeds = [sample_seed + i for i in range(len(rec["answers"]), min(samples, len(rec["answers"]) + batch))]
         start = time.monotonic()
@@ -134,6 +138,7 @@ def _record_batches(p: Problem, rec: dict[str, Any], model: Metered, samples: in
             rec["answers"].append(found.normalized if found else None)
             rec["tokens"].append(c.usage.total_tokens)
             rec["seeds"].append(seed)
+            kept.append(c.confidence)
         save()
         on_sample(f"{p.id:<14} samples {seeds[0]}-{seeds[-1]}: {rec['answers'][-len(seeds):]} gold={p.answer} "
                   f"{sum(c.usage.total_tokens for c in completions)} tok {time.monotonic() - start:.1f}s")
@@ -189,6 +194,20 @@ def compare_cmd(args: argparse.Namespace) -> None:
     print(compare_markdown(report, [Path(p).name for p in args.pool]))
 
 
+def confidence_cmd(args: argparse.Namespace) -> None:
+    """Print how well token confidence separates right from wrong samples and what it does to votes."""
+    from orchestrator.bench.confidence_replay import confidence_markdown, replay_confidence, scored
+
+    try:
+        problems = scored(checked_pool(args.pool), samples=args.samples)
+    except ValueError as e:
+        raise SystemExit(f"{args.pool}: {e}") from None
+    report = replay_confidence(problems, count=args.orderings, seed=args.seed)
+    print(confidence_markdown(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -225,10 +244,16 @@ def main() -> None:
     cmp.add_argument("--orderings", type=int, default=200)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--samples", type=sample_count, default=None, help="compare the first N samples only")
+    conf = sub.add_parser("confidence", help="token confidence: right vs wrong samples, weighted and filtered votes")
+    conf.add_argument("--pool", default="tests/data/confidence_pool_t0.4.jsonl")
+    conf.add_argument("--orderings", type=int, default=200)
+    conf.add_argument("--seed", type=int, default=0)
+    conf.add_argument("--samples", type=sample_count, default=None, help="the first N samples only")
+    conf.add_argument("--json", default="")
     args = ap.parse_args()
     if args.command == "compare" and len(args.pool) != 2:
         ap.error("compare takes exactly two --pool")
-    {"record": record, "replay": replay_cmd, "compare": compare_cmd}[args.command](args)
+    {"record": record, "replay": replay_cmd, "compare": compare_cmd, "confidence": confidence_cmd}[args.command](args)
 
 
 if __name__ == "__main__":

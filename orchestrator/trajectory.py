@@ -34,6 +34,7 @@ class Call:
     seconds: float
     finish_reason: str = "stop"
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # native tool calls (OpenAI style)
+    confidence: dict[str, float] | None = None  # the model's token statistics (`orchestrator.confidence`)
 
     @classmethod
     def from_completion(cls, messages: list[dict[str, Any]], completion: Any) -> Call:
@@ -43,7 +44,7 @@ class Call:
             messages=messages, raw_output=completion.text, prompt_tokens=0 if cached else u.prompt_tokens,
             completion_tokens=0 if cached else u.completion_tokens, cached_tokens=u.cached_tokens,
             cost_usd=completion.cost_usd, seconds=completion.seconds, finish_reason=completion.finish_reason,
-            tool_calls=list(completion.tool_calls or []),
+            tool_calls=list(completion.tool_calls or []), confidence=completion.confidence,
         )
 
 

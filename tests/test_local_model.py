@@ -64,6 +64,10 @@ def test_samples_decoded_in_one_batch(smol):
     assert [c.text for c in hot] == [c.text for c in again]  # each sample is fixed by its seed
     assert len({c.text for c in hot}) > 1 and all(0 < c.usage.completion_tokens <= 16 for c in hot)
     assert {c.finish_reason for c in hot} <= {"stop", "length"}
+    # The model's own token statistics come with each sample: one per generated token, probabilities < 1.
+    assert all(c.confidence and c.confidence["tokens"] == c.usage.completion_tokens for c in hot)
+    assert all(c.confidence["mean_logprob"] < 0 < c.confidence["min_window_conf"] for c in hot)
+    assert [c.confidence for c in hot] == [c.confidence for c in again]
 
 
 def test_concurrent_calls_are_decoded_together(smol):
@@ -85,6 +89,7 @@ def test_concurrent_calls_are_decoded_together(smol):
     assert cached[0] == 0 and min(cached[1:]) > 10
     # Each answer is its own prompt's, not a neighbour's: the first words agree with lone greedy calls.
     assert [c.text.split()[:1] for c in together] == [c.text.split()[:1] for c in alone]
+    assert all(c.confidence and c.confidence["tokens"] == c.usage.completion_tokens for c in together)
     # The next turn of a conversation continues in the cells its previous call left.
     first = together[0]
     follow = [system, {"role": "user", "content": questions[0]}, {"role": "assistant", "content": first.text},

@@ -48,6 +48,13 @@ def check_record(record: dict[str, Any]) -> list[str]:
     odd = [(i, a) for i, a in enumerate(answers) if a is not None and not isinstance(a, str)]
     problems += [f"answer {i} is {a!r}" for i, a in odd]
     problems += [f"tokens {i} is {t!r}" for i, t in enumerate(tokens) if not isinstance(t, int) or t < 0]
+    if "confidence" in record:
+        kept = record["confidence"]
+        if not isinstance(kept, list) or len(kept) != len(answers):
+            problems.append(f"confidence should be a list of {len(answers)} summaries or nulls")
+        else:
+            problems += [f"confidence {i} is {c!r}" for i, c in enumerate(kept)
+                         if c is not None and not (isinstance(c, dict) and "mean_conf" in c)]
     return problems
 
 

@@ -49,6 +49,7 @@ class Completion:
     seconds: float = 0.0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False  # served from the disk cache: no tokens spent this time
+    confidence: dict[str, float] | None = None  # the model's token statistics, where the backend has them
     raw: Any = None
 
     def to_dict(self, raw: bool = False) -> dict[str, Any]:

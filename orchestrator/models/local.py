@@ -193,6 +193,7 @@ class LocalModel(ChatModel):
 
     def _scheduled(self, messages: list[Message], options: CallOptions) -> Completion:
         """A call decoded together with the other calls in flight (see `Scheduler`)."""
+        from orchestrator.confidence import summarise
         from orchestrator.models.local_batch import BatchDecoder, Scheduler
 
         llm, lock = self.llama()
@@ -210,7 +211,7 @@ class LocalModel(ChatModel):
         return Completion(
             text=sample.text, model=self.name, finish_reason=sample.finish_reason,
             usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(sample.tokens), cached_tokens=reused),
-            raw={"text": sample.text, "slots": self.slots},
+            confidence=summarise(sample.logprobs, sample.confs), raw={"text": sample.text, "slots": self.slots},
         )
 
     def _prompt(self, llm: Any, messages: list[Message]) -> list[int] | None:
@@ -268,6 +269,7 @@ class LocalModel(ChatModel):
         scheduler): the prompt is evaluated once and every step decodes a token of each unfinished sample.
         Each completion reports the prompt (cached for all but the first), its own tokens, and its share of
         the batch's seconds."""
+        from orchestrator.confidence import summarise
         from orchestrator.models.local_batch import cells
 
         opts = self.options.merged(**options)
@@ -292,6 +294,7 @@ class LocalModel(ChatModel):
                 text=s.text, model=self.name, finish_reason=s.finish_reason, seconds=share,
                 usage=Usage(prompt_tokens=len(prompt), completion_tokens=len(s.tokens),
                             cached_tokens=0 if i == 0 else len(prompt)),  # evaluated once, for the first
+                confidence=summarise(s.logprobs, s.confs),
                 raw={"text": s.text, "batch": len(seeds), "seed": seed},
             )
             for i, (s, seed) in enumerate(zip(samples, seeds, strict=True))

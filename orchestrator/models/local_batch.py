@@ -24,16 +24,34 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.confidence import token_stats
+
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
 
 
 @dataclass
 class Sample:
-    """One decoded sequence: its token ids, text and why it ended (`stop` or `length`)."""
+    """One decoded sequence: its token ids, text and why it ended (`stop` or `length`); for each token, its
+    log-probability and the position's confidence (`orchestrator.confidence.token_stats`)."""
 
     tokens: list[int]
     text: str
     finish_reason: str
+    logprobs: list[float] = field(default_factory=list)
+    confs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Stats:
+    """A sequence's per-token log-probabilities and confidences, as it decodes."""
+
+    logprobs: list[float] = field(default_factory=list)
+    confs: list[float] = field(default_factory=list)
+
+    def add(self, logits: np.ndarray, token: int) -> None:
+        lp, conf = token_stats(logits, token)
+        self.logprobs.append(lp)
+        self.confs.append(conf)
 
 
 @dataclass
@@ -183,13 +201,14 @@ class BatchDecoder:
                 logits[s], k = got[k], k + 1
         rngs = [np.random.default_rng(r.seed) for r in requests]
         tokens: list[list[int]] = [[] for _ in range(n)]
+        stats = [Stats() for _ in range(n)]
         finish: list[str | None] = [None] * n
         while True:
             live = []
             for s, r in enumerate(requests):
                 if finish[s] is not None:
                     continue
-                token, finish[s] = _advance(self, r, tokens[s], logits[s], rngs[s])
+                token, finish[s] = _advance(self, r, tokens[s], logits[s], rngs[s], stats[s])
                 if finish[s] is None:
                     live.append((s, token))
             if not live:
@@ -197,7 +216,7 @@ class BatchDecoder:
             got = self.decode([(token, len(prompts[s]) + len(tokens[s]) - 1, [s], True) for s, token in live])
             for (s, _), row in zip(live, got, strict=True):
                 logits[s] = row
-        return [_sample(self, tokens[s], r.stop, finish[s] or "stop") for s, r in enumerate(requests)]
+        return [_sample(self, tokens[s], r.stop, finish[s] or "stop", stats[s]) for s, r in enumerate(requests)]
 
     # --- the operations `Scheduler` drives ------------------------------------------------------------
     def clear(self) -> None:
@@ -230,6 +249,7 @@ class _Seq:
     request: Request
     seq: int = -1
     tokens: list[int] = field(default_factory=list)  # sampled so far
+    stats: Stats = field(default_factory=Stats)  # their log-probabilities and confidences
     kv: list[int] = field(default_factory=list)  # the tokens in this sequence's cells, by position
     source: tuple[str, _Seq, int] | None = None  # ("share" | "adopt", the sequence, prefix length)
     logits: np.ndarray | None = None
@@ -397,13 +417,13 @@ class Scheduler:
         for seq in list(self._running):
             r = seq.request
             assert seq.logits is not None and seq.rng is not None
-            token, reason = _advance(d, r, seq.tokens, seq.logits, seq.rng)
+            token, reason = _advance(d, r, seq.tokens, seq.logits, seq.rng, seq.stats)
             if reason is None:
                 entries.append((token, len(seq.kv), [seq.seq], True))
                 seq.kv.append(token)
                 live.append(seq)
                 continue
-            seq.result = _sample(d, seq.tokens, r.stop, reason)
+            seq.result = _sample(d, seq.tokens, r.stop, reason, seq.stats)
             self._running.remove(seq)
             self._finished.append(seq)
             self._kept.append(seq)  # its cells stay for a call that continues it
@@ -446,13 +466,15 @@ class Scheduler:
 
 
 def _advance(decoder: Any, request: Request, tokens: list[int], logits: np.ndarray,
-             rng: np.random.Generator) -> tuple[int, str | None]:
-    """Sample a sequence's next token and append it to `tokens` unless it is the end of generation; return
-    it and why the sequence ends (`stop`, `length`), or None when the token is to be decoded."""
+             rng: np.random.Generator, stats: Stats) -> tuple[int, str | None]:
+    """Sample a sequence's next token and append it to `tokens` (its statistics to `stats`) unless it is the
+    end of generation; return it and why the sequence ends (`stop`, `length`), or None when the token is to
+    be decoded."""
     token = pick(logits, request.temperature, rng)
     if decoder.is_eog(token):
         return token, "stop"
     tokens.append(token)
+    stats.add(logits, token)
     if request.stop and _stopped(decoder, tokens, request.stop):
         return token, "stop"
     if len(tokens) >= request.max_tokens:
@@ -465,9 +487,9 @@ def _stopped(decoder: Any, tokens: list[int], stop: list[str]) -> bool:
     return any(x and x in tail for x in stop)
 
 
-def _sample(decoder: Any, tokens: list[int], stop: list[str] | None, reason: str) -> Sample:
+def _sample(decoder: Any, tokens: list[int], stop: list[str] | None, reason: str, stats: Stats) -> Sample:
     text = decoder.text(tokens)
     if stop:
         cut = [text.find(x) for x in stop if x and text.find(x) >= 0]
         text = text[: min(cut)] if cut else text
-    return Sample(tokens, text, reason)
+    return Sample(tokens, text, reason, stats.logprobs, stats.confs)

@@ -1,0 +1,185 @@
+"""Offline: does the model's token confidence tell right samples from wrong ones, and does it make votes better?
+
+Replays a pool recorded with per-sample confidence summaries (`benchmarks/stopping_pool.py record --batch`,
+see `orchestrator.confidence`) in many random orders, as `stopping_replay` does, and compares over the first k
+samples, for k = 1..N:
+
+- `majority`: plain self-consistency (ties: the first seen);
+- `weighted-<score>`: each vote weighted by the sample's score (DeepConf's confidence-weighted voting);
+- `top-half-<score>`: only the ceil(k/2) most confident samples vote (DeepConf's filtering; the paper keeps
+  the top 10% or 90% of hundreds of traces, which for k <= 16 leaves one sample or all of them, hence a half).
+
+Scores: `mean_conf`, `min_window_conf`, `tail_conf` (DeepConf's average, lowest-group and tail confidences)
+and `mean_prob` (the geometric-mean probability of the chosen tokens). A sample without a summary (a failed
+call) has score 0: it still votes in `majority`, weighs nothing in the others.
+
+It also reports how well each score separates right from wrong samples: the AUROC over all samples, and
+within problems (over the pairs of a right and a wrong sample of the same problem, which is what a vote
+needs: the question's difficulty moves every sample's confidence together).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.answers import same_answer
+from orchestrator.bench.stats import bootstrap_interval
+from orchestrator.strategies.stopping import Label, majority
+
+SCORES: dict[str, Callable[[dict[str, float]], float]] = {
+    "mean_conf": lambda s: s["mean_conf"],
+    "min_window_conf": lambda s: s["min_window_conf"],
+    "tail_conf": lambda s: s["tail_conf"],
+    "mean_prob": lambda s: math.exp(s["mean_logprob"]),
+}
+
+
+@dataclass
+class Scored:
+    """One problem of the pool: its samples' labels, whether each is right, and each one's scores."""
+
+    id: str
+    labels: list[Label]
+    right: list[bool]
+    scores: dict[str, list[float]]
+
+    def correct(self, label: Label) -> bool:
+        return label is not None and any(r for lab, r in zip(self.labels, self.right, strict=True) if lab == label)
+
+
+def scored(records: Sequence[dict[str, Any]], kind: str = "math", samples: int | None = None) -> list[Scored]:
+    """The pool's problems with labels grouped by meaning and each sample's scores (first `samples` only).
+    Refuses a pool without confidence summaries."""
+    out = []
+    for r in records:
+        if "confidence" not in r:
+            raise ValueError(f"{r.get('id')}: no confidence summaries (record the pool with --batch)")
+        n = len(r["answers"]) if samples is None else min(samples, len(r["answers"]))
+        seen: list[str] = []
+        labels: list[Label] = []
+        for answer in r["answers"][:n]:
+            label = None
+            if answer:
+                label = next((s for s in seen if s == answer or same_answer(s, answer, kind)), None)
+                if label is None:
+                    seen.append(answer)
+                    label = answer
+            labels.append(label)
+        right = {s: same_answer(s, r["gold"], kind) for s in seen}
+        summaries = r["confidence"][:n]
+        scores = {name: [f(c) if c else 0.0 for c in summaries] for name, f in SCORES.items()}
+        out.append(Scored(r["id"], labels, [bool(lab and right[lab]) for lab in labels], scores))
+    return out
+
+
+def weighted(labels: Sequence[Label], weights: Sequence[float]) -> Label:
+    """The label with the largest total weight (ties: the first seen); None when no sample answered."""
+    totals: dict[str, float] = {}
+    for label, w in zip(labels, weights, strict=True):
+        if label is not None:
+            totals[label] = totals.get(label, 0.0) + w
+    return max(totals, key=lambda k: totals[k]) if totals else None
+
+
+def top_half(labels: Sequence[Label], scores: Sequence[float]) -> Label:
+    """Majority among the ceil(k/2) highest-scored samples (ties in score: the earlier sample)."""
+    keep = -(-len(labels) // 2)
+    best = sorted(range(len(labels)), key=lambda i: (-scores[i], i))[:keep]
+    return majority([labels[i] for i in sorted(best)])
+
+
+def methods() -> dict[str, Callable[[Scored, list[int]], Label]]:
+    """Every voting method the replay compares, by name: a function of a problem and an ordering's prefix."""
+    out: dict[str, Callable[[Scored, list[int]], Label]] = {
+        "majority": lambda p, idx: majority([p.labels[i] for i in idx])}
+    for name in SCORES:
+        out[f"weighted-{name}"] = (lambda n: lambda p, idx: weighted(
+            [p.labels[i] for i in idx], [p.scores[n][i] for i in idx]))(name)
+        out[f"top-half-{name}"] = (lambda n: lambda p, idx: top_half(
+            [p.labels[i] for i in idx], [p.scores[n][i] for i in idx]))(name)
+    return out
+
+
+def auroc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
+    """P(a random positive scores above a random negative), ties half; None without both."""
+    if not pos or not neg:
+        return None
+    wins = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def separation(problems: Sequence[Scored]) -> dict[str, dict[str, float | None]]:
+    """Per score: AUROC of right vs wrong samples over the whole pool, and within problems (pairs of a right
+    and a wrong sample of one problem), with the number of such pairs."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name in SCORES:
+        pos = [s for p in problems for s, r in zip(p.scores[name], p.right, strict=True) if r]
+        neg = [s for p in problems for s, r in zip(p.scores[name], p.right, strict=True) if not r]
+        wins = pairs = 0.0
+        for p in problems:
+            right = [s for s, r in zip(p.scores[name], p.right, strict=True) if r]
+            wrong = [s for s, r in zip(p.scores[name], p.right, strict=True) if not r]
+            wins += sum((a > b) + 0.5 * (a == b) for a in right for b in wrong)
+            pairs += len(right) * len(wrong)
+        out[name] = {"pooled_auroc": auroc(pos, neg), "within_auroc": wins / pairs if pairs else None,
+                     "within_pairs": pairs}
+    return out
+
+
+def orderings(problem_id: str, n: int, count: int, seed: int) -> list[list[int]]:
+    """`count` random orders of a problem's first n samples, the same for a given seed and problem id (as in
+    `stopping_replay.orderings`)."""
+    rng = random.Random(f"{seed}/{problem_id}")
+    return [rng.sample(range(n), n) for _ in range(count)]
+
+
+def replay_confidence(problems: Sequence[Scored], count: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Accuracy of every method over the first k samples (k = 1..N, N the fewest samples of any problem),
+    averaged over `count` orderings per problem; at k = N, each method minus majority with a bootstrap
+    interval over problems."""
+    n = min((len(p.labels) for p in problems), default=0)
+    orders = [orderings(p.id, n, count, seed) for p in problems]
+    table: list[dict[str, Any]] = []
+    per_problem: dict[str, list[float]] = {}
+    for k in range(1, n + 1):
+        row: dict[str, Any] = {"k": k}
+        for name, method in methods().items():
+            scores = [sum(p.correct(method(p, order[:k])) for order in per) / max(len(per), 1)
+                      for p, per in zip(problems, orders, strict=True)]
+            row[name] = sum(scores) / len(scores) if scores else 0.0
+            if k == n:
+                per_problem[name] = scores
+        table.append(row)
+    base = per_problem.get("majority", [])
+    versus = {name: {"diff": row_mean(diff), "ci": bootstrap_interval(diff, seed=seed)}
+              for name, scores in per_problem.items() if name != "majority"
+              for diff in [[a - b for a, b in zip(scores, base, strict=True)]]}
+    return {"problems": len(problems), "samples": n, "orderings": count, "seed": seed, "table": table,
+            "versus_majority": versus, "separation": separation(problems),
+            "any_right": sum(any(p.right[:n]) for p in problems)}
+
+
+def row_mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def confidence_markdown(report: dict[str, Any]) -> str:
+    """The report as markdown: separation per score, accuracy by k, and each method against majority at N."""
+    n = report["samples"]
+    lines = [f"{report['problems']} problems x {n} samples, {report['orderings']} orderings "
+             f"(a right answer among the {n}: {report['any_right']})", "",
+             "| score | AUROC, all samples | AUROC, within problems | right/wrong pairs |", "|---|---|---|---|"]
+    for name, s in report["separation"].items():
+        fmt = [f"{v:.3f}" if v is not None else "-" for v in (s["pooled_auroc"], s["within_auroc"])]
+        lines.append(f"| {name} | {fmt[0]} | {fmt[1]} | {s['within_pairs']:.0f} |")
+    names = [key for key in report["table"][0] if key != "k"] if report["table"] else []
+    lines += ["", "| k | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += ["| " + " | ".join([str(row["k"])] + [f"{row[m]:.3f}" for m in names]) + " |" for row in report["table"]]
+    lines += ["", f"| at k = {n} | minus majority (95% bootstrap CI over problems) |", "|---|---|"]
+    lines += [f"| {name} | {v['diff']:+.3f} ({v['ci'][0]:+.3f} to {v['ci'][1]:+.3f}) |"
+              for name, v in report["versus_majority"].items()]
+    return "\n".join(lines)

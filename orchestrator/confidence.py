@@ -1,0 +1,52 @@
+"""How sure the model was of the tokens it wrote: per-token statistics and a trace's summary.
+
+DeepConf (Fu et al. 2025, "Deep Think with Confidence") weighs or filters the votes of sampled traces by the
+model's own token distribution: a token's confidence is minus the mean log-probability of the `TOP` most
+likely tokens at that position (high when the distribution is peaked), and a trace is summarised by the mean
+over its tokens, by its weakest stretch (the lowest mean over a sliding window of `WINDOW` tokens: one
+confused passage marks the trace) or by its last `WINDOW` tokens (where the answer is written). The log
+probability of each chosen token is kept too (its mean is the trace's average log-likelihood).
+
+All statistics are of the model's own distribution (the raw logits, temperature 1), whatever the sampling
+temperature was. Backends that expose them: the in-process local model (computed from the logits as it
+decodes, `local_batch`); others report none (`Completion.confidence` is None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+TOP = 20  # tokens whose log-probabilities make a token's confidence (DeepConf's k; OpenAI's top_logprobs max)
+WINDOW = 32  # tokens in a window for the weakest-stretch and tail summaries
+
+SUMMARY_KEYS = ("mean_logprob", "mean_conf", "min_window_conf", "tail_conf", "tokens")
+
+
+def token_stats(logits: np.ndarray, token: int) -> tuple[float, float]:
+    """The chosen `token`'s log-probability and the position's confidence (minus the mean log-probability
+    of the `TOP` most likely tokens), from one position's raw logits (float32 arithmetic, float64 sums:
+    about 0.3 ms for a 152k vocabulary)."""
+    peak = logits.max()
+    log_total = float(peak) + float(np.log(np.exp(logits - peak).sum(dtype=np.float64)))
+    top = np.partition(logits, -TOP)[-TOP:]
+    return float(logits[token]) - log_total, log_total - float(top.mean(dtype=np.float64))
+
+
+def summarise(logprobs: Sequence[float], confs: Sequence[float], window: int = WINDOW) -> dict[str, float] | None:
+    """A trace's summary (`SUMMARY_KEYS`) from its per-token log-probabilities and confidences; None for an
+    empty trace. A trace shorter than `window` is one window."""
+    n = len(confs)
+    if n == 0 or len(logprobs) != n:
+        return None
+    c = np.asarray(confs, dtype=np.float64)
+    w = min(window, n)
+    sums = np.convolve(c, np.ones(w), mode="valid") / w  # the mean of every window of w tokens
+    return {
+        "mean_logprob": round(float(np.mean(logprobs)), 5),
+        "mean_conf": round(float(c.mean()), 5),
+        "min_window_conf": round(float(sums.min()), 5),
+        "tail_conf": round(float(c[-w:].mean()), 5),
+        "tokens": n,
+    }

@@ -1,0 +1,141 @@
+"""Token confidence (DeepConf's statistics) and the offline replay of confidence-weighted votes."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from orchestrator.bench.confidence_replay import (
+    Scored, auroc, replay_confidence, scored, separation, top_half, weighted,
+)
+from orchestrator.bench.stopping_replay import check_record
+from orchestrator.confidence import TOP, summarise, token_stats
+from orchestrator.models.local_batch import Request, Scheduler
+
+
+def test_token_stats_are_the_models_log_probabilities():
+    logits = np.zeros(100, dtype=np.float32)
+    logits[7] = math.log(50.0)  # p(7) = 50 / (50 + 99)
+    lp, conf = token_stats(logits, 7)
+    assert lp == pytest.approx(math.log(50 / 149), abs=1e-5)
+    # minus the mean log-probability of the TOP best tokens: token 7 and TOP - 1 tokens of p = 1/149
+    expected = -(math.log(50 / 149) + (TOP - 1) * math.log(1 / 149)) / TOP
+    assert conf == pytest.approx(expected, abs=1e-5)
+    _, flat = token_stats(np.zeros(100, dtype=np.float32), 3)
+    assert flat == pytest.approx(math.log(100), abs=1e-5) and flat < conf + 1  # a flat row: log(vocab)
+
+
+def test_summary_takes_the_weakest_window_and_the_tail():
+    confs = [5.0] * 10 + [1.0] * 4 + [6.0] * 6
+    s = summarise([-0.1] * 20, confs, window=4)
+    assert s["min_window_conf"] == pytest.approx(1.0) and s["tail_conf"] == pytest.approx(6.0)
+    assert s["mean_conf"] == pytest.approx(sum(confs) / 20) and s["tokens"] == 20
+    short = summarise([-0.5, -0.5], [2.0, 4.0], window=32)  # shorter than a window: one window
+    assert short["min_window_conf"] == short["tail_conf"] == short["mean_conf"] == pytest.approx(3.0)
+    assert summarise([], []) is None and summarise([-1.0], [1.0, 2.0]) is None
+
+
+class PeakedDecoder:
+    """A decoder whose logits favour `last + 1` by a margin that shrinks as the sequence grows."""
+
+    def __init__(self, n_seq: int, n_ctx: int) -> None:
+        self.n_seq, self.n_ctx = n_seq, n_ctx
+        self.cells: dict[int, list[int]] = {}
+
+    def decode(self, entries):
+        out = []
+        for token, _pos, seqs, want in entries:
+            for s in seqs:
+                self.cells.setdefault(s, []).append(token)
+            if want:
+                row = np.zeros(64, dtype=np.float32)
+                row[(token + 1) % 64] = 12.0 - token  # later tokens: less sure
+                out.append(row)
+        return out
+
+    def share(self, src, dst, n):
+        self.cells[dst] = list(self.cells[src][:n])
+
+    def trim(self, seq, n):
+        self.cells[seq] = self.cells.get(seq, [])[:n]
+
+    def free(self, seq):
+        self.cells.pop(seq, None)
+
+    def clear(self):
+        self.cells.clear()
+
+    def close(self):
+        pass
+
+    def is_eog(self, token):
+        return token == 0
+
+    def text(self, tokens):
+        return " ".join(map(str, tokens))
+
+
+def test_every_decoded_token_gets_its_statistics():
+    sched = Scheduler(PeakedDecoder, threading.Lock(), 2, 1024)
+    sample, _ = sched.submit(Request([1, 2], seed=0, temperature=0.0, max_tokens=6))
+    assert sample.tokens == [3, 4, 5, 6, 7, 8]
+    assert len(sample.logprobs) == len(sample.confs) == 6
+    assert all(lp < 0 for lp in sample.logprobs)
+    assert sample.confs == sorted(sample.confs, reverse=True)  # the margin shrinks token by token
+
+
+def pool_line(pid, gold, answers, confs):
+    return {"id": pid, "gold": gold, "answers": answers, "tokens": [100] * len(answers),
+            "confidence": [None if c is None else {"mean_logprob": -1.0 / c, "mean_conf": c, "min_window_conf": c,
+                                                   "tail_conf": c, "tokens": 100} for c in confs]}
+
+
+def test_a_score_that_marks_the_right_samples_turns_a_lost_vote():
+    # 3 wrong samples that agree, 2 right ones the model was surer of.
+    records = [pool_line("p", "7", ["7", "9", "9", "7", "9"], [9.0, 2.0, 2.5, 8.0, 3.0])]
+    problems = scored(records)
+    assert problems[0].right == [True, False, False, True, False]
+    report = replay_confidence(problems, count=50, seed=0)
+    last = report["table"][-1]
+    assert last["majority"] == 0.0 and last["weighted-mean_conf"] == 1.0 and last["top-half-mean_conf"] == 1.0
+    assert report["separation"]["mean_conf"]["within_auroc"] == 1.0
+    assert report["versus_majority"]["weighted-mean_conf"]["diff"] == 1.0
+
+
+def test_voting_helpers_and_auroc():
+    assert weighted(["a", "b", "b", None], [5.0, 2.0, 2.0, 9.0]) == "a"
+    assert weighted([None], [1.0]) is None
+    assert top_half(["a", "b", "b", "a"], [1.0, 3.0, 2.0, 0.5]) == "b"  # the two most confident: b, b
+    assert auroc([2.0, 3.0], [1.0, 2.0]) == pytest.approx(0.875) and auroc([], [1.0]) is None
+    flat = Scored("p", ["a", "b"], [True, False], {n: [1.0, 1.0] for n in
+                                                  ("mean_conf", "min_window_conf", "tail_conf", "mean_prob")})
+    assert separation([flat])["mean_conf"]["within_auroc"] == 0.5
+
+
+def test_pools_without_or_with_misaligned_summaries_are_refused():
+    line = pool_line("p", "7", ["7", "9"], [1.0, 2.0])
+    assert check_record(line) == []
+    bad = {**line, "confidence": line["confidence"][:1]}
+    assert check_record(bad) and check_record({**line, "confidence": [1, None]})
+    plain = {k: v for k, v in line.items() if k != "confidence"}
+    with pytest.raises(ValueError, match="no confidence"):
+        scored([plain])
+
+
+def test_confidence_command_prints_the_report(tmp_path, capsys, monkeypatch):
+    from benchmark_script import load_benchmark
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(json.dumps(pool_line(f"p{i}", "1", ["1", "2", "1"], [3.0, 1.0, 2.0]))
+                              for i in range(3)) + "\n", encoding="utf-8")
+    script = load_benchmark("stopping_pool")
+    monkeypatch.setattr("sys.argv", ["stopping_pool.py", "confidence", "--pool", str(pool), "--orderings", "5",
+                                     "--json", str(tmp_path / "r.json")])
+    script.main()
+    out = capsys.readouterr().out
+    assert "within problems" in out and "weighted-mean_conf" in out
+    assert json.loads((tmp_path / "r.json").read_text())["samples"] == 3
