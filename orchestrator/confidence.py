@@ -14,7 +14,8 @@ decodes, `local_batch`); others report none (`Completion.confidence` is None).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +23,14 @@ TOP = 20  # tokens whose log-probabilities make a token's confidence (DeepConf's
 WINDOW = 32  # tokens in a window for the weakest-stretch and tail summaries
 
 SUMMARY_KEYS = ("mean_logprob", "mean_conf", "min_window_conf", "tail_conf", "tokens")
+
+# What a summary is reduced to for weighing a vote: higher means surer.
+SCORES: dict[str, Callable[[dict[str, float]], float]] = {
+    "mean_conf": lambda s: s["mean_conf"],
+    "min_window_conf": lambda s: s["min_window_conf"],
+    "tail_conf": lambda s: s["tail_conf"],
+    "mean_prob": lambda s: math.exp(s["mean_logprob"]),  # the geometric-mean probability of the chosen tokens
+}
 
 
 def token_stats(logits: np.ndarray, token: int) -> tuple[float, float]:
@@ -48,5 +57,22 @@ def summarise(logprobs: Sequence[float], confs: Sequence[float], window: int = W
         "mean_conf": round(float(c.mean()), 5),
         "min_window_conf": round(float(sums.min()), 5),
         "tail_conf": round(float(c[-w:].mean()), 5),
+        "tokens": n,
+    }
+
+
+def combine(summaries: Sequence[dict[str, float] | None]) -> dict[str, float] | None:
+    """One summary of several calls' (a chain's steps, in order): means weighted by tokens, the weakest
+    window of any, the last call's tail. None if any call has none (a backend without statistics, a
+    cache entry from before they were kept), or there are no calls."""
+    if not summaries or any(s is None or not s.get("tokens") for s in summaries):
+        return None
+    parts = [s for s in summaries if s is not None]
+    n = sum(s["tokens"] for s in parts)
+    return {
+        "mean_logprob": round(sum(s["mean_logprob"] * s["tokens"] for s in parts) / n, 5),
+        "mean_conf": round(sum(s["mean_conf"] * s["tokens"] for s in parts) / n, 5),
+        "min_window_conf": min(s["min_window_conf"] for s in parts),
+        "tail_conf": parts[-1]["tail_conf"],
         "tokens": n,
     }

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from orchestrator.bench.confidence_replay import (
-    Scored, auroc, replay_confidence, scored, separation, top_half, weighted,
+    Scored, auroc, replay_confidence, scored, separation, top_half,
 )
 from orchestrator.bench.stopping_replay import check_record
 from orchestrator.confidence import TOP, summarise, token_stats
 from orchestrator.models.local_batch import Request, Scheduler
+from orchestrator.strategies.stopping import weighted_majority as weighted
 
 
 def test_token_stats_are_the_models_log_probabilities():
@@ -139,3 +140,25 @@ def test_confidence_command_prints_the_report(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "within problems" in out and "weighted-mean_conf" in out
     assert json.loads((tmp_path / "r.json").read_text())["samples"] == 3
+
+
+def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
+    from orchestrator import Reasoner, ScriptedModel
+    from orchestrator.bench.confidence_replay import rescore_markdown, rescore_votes
+
+    def sure(value, conf):
+        return {"content": f"Step 1: add.\nFinal answer: {value}", "confidence": {
+            "mean_logprob": -1 / conf, "mean_conf": conf, "min_window_conf": conf, "tail_conf": conf, "tokens": 10}}
+
+    script = [sure(3, 2.0), sure(9, 8.0), sure(3, 2.5), sure(9, 7.0), sure(3, 1.0)]
+    reasoner = Reasoner(ScriptedModel(script, reports_confidence=True), "vote", runs_dir=tmp_path,
+                        strategy_options={"samples": 5})
+    result = reasoner.solve("What is 4 + 5?")
+    row = {"arm": "fake|vote|", "problem_id": "p", "gold": "9", "kind": "math", "correct": result.answer == "9",
+           "trajectory": str(result.trajectory_path)}
+    report = rescore_votes([row])
+    assert report["agrees"] == 1 and report["unweighted"] == 0
+    assert report["methods"]["majority"]["correct"] == 0  # 3 wins three votes to two
+    assert report["methods"]["weighted-mean_conf"]["correct"] == 1  # the surer 9s win on weight
+    assert report["methods"]["weighted-mean_conf"]["gained"] == 1
+    assert "weighted-tail_conf" in rescore_markdown(report, "fake|vote|")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Budget, Reasoner, ReasonConfig, ScriptedModel, load_trajectory
+from orchestrator.errors import ConfigError
 from orchestrator.strategies import DESCRIPTIONS, STRATEGIES, get_strategy
 
 Q = "Tom has 3 apples and buys 6 more. How many apples does he have?"
@@ -89,6 +90,35 @@ def test_vote_window_rule_and_marginal_gain_rule():
     result = solve(ScriptedModel(answers(7), repeat_last=True), "vote", {"min_gain": 0.5, "samples": 8})
     assert (result.stop_reason, result.samples_used) == ("consensus", 2)
     assert result.details["stopped_by"] == "min_gain"
+
+
+def sure(value, conf):
+    """A scripted think reply with token statistics: `conf` for every summary score."""
+    return {"content": answers(value)[0], "confidence": {
+        "mean_logprob": -1 / conf, "mean_conf": conf, "min_window_conf": conf, "tail_conf": conf, "tokens": 10}}
+
+
+def test_a_weighted_vote_lets_the_surer_answer_win_a_split_and_stops_as_the_plain_vote_does():
+    script = [sure(3, 2.0), sure(9, 8.0), sure(3, 2.5), sure(9, 7.0), sure(3, 1.0)]
+    plain = solve(ScriptedModel(script, reports_confidence=True), "vote", {"samples": 5})
+    weighted = solve(ScriptedModel(script, reports_confidence=True), "vote",
+                     {"samples": 5, "weight": "mean_conf"})
+    assert plain.answer == "3" and plain.details["votes"] == {"3": 3, "9": 2}
+    assert weighted.answer == "9" and weighted.details["votes"] == plain.details["votes"]
+    assert weighted.samples_used == plain.samples_used == 5 and weighted.stop_reason == plain.stop_reason
+    assert weighted.details["weight"] == {"score": "mean_conf", "majority": "3", "totals": {"3": 5.5, "9": 15.0}}
+    assert [s["weight"] for s in weighted.details["samples"]] == [2.0, 8.0, 2.5, 7.0, 1.0]
+
+
+def test_a_weighted_vote_needs_token_statistics():
+    with pytest.raises(ConfigError, match="does not report"):
+        solve(ScriptedModel(answers(1), repeat_last=True), "vote", {"weight": "mean_conf"})
+    with pytest.raises(ConfigError, match="unknown vote weight"):
+        solve(ScriptedModel(answers(1), repeat_last=True, reports_confidence=True), "vote", {"weight": "loud"})
+    # A sample without statistics (decoded alone, or an old cache entry): the plain majority decides.
+    mixed = [sure(3, 9.0), answers(9)[0], sure(3, 9.0), sure(9, 1.0), sure(9, 1.0)]  # weighed: 3 would win
+    result = solve(ScriptedModel(mixed, reports_confidence=True), "vote", {"samples": 5, "weight": "mean_conf"})
+    assert result.answer == "9" and "no token statistics" in result.details["weight"]["unweighted"]
 
 
 @pytest.mark.parametrize("budget, resource", [

@@ -16,27 +16,24 @@ call) has score 0: it still votes in `majority`, weighs nothing in the others.
 It also reports how well each score separates right from wrong samples: the AUROC over all samples, and
 within problems (over the pairs of a right and a wrong sample of the same problem, which is what a vote
 needs: the question's difficulty moves every sample's confidence together).
+
+`rescore_votes` does the same for a benchmark's live `vote` runs, from their trajectories: what
+`vote:weight=SCORE` picks from the very samples the run drew (`benchmarks/vote_weights.py`).
 """
 
 from __future__ import annotations
 
-import math
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from orchestrator.answers import same_answer
-from orchestrator.bench.stats import bootstrap_interval
-from orchestrator.strategies.stopping import Label, majority
-
-SCORES: dict[str, Callable[[dict[str, float]], float]] = {
-    "mean_conf": lambda s: s["mean_conf"],
-    "min_window_conf": lambda s: s["min_window_conf"],
-    "tail_conf": lambda s: s["tail_conf"],
-    "mean_prob": lambda s: math.exp(s["mean_logprob"]),
-}
-
+from orchestrator.answers import group, same_answer
+from orchestrator.bench.stats import bootstrap_interval, mcnemar, wilson
+from orchestrator.confidence import SCORES, combine
+from orchestrator.strategies.stopping import Label, majority, weighted_majority
 
 @dataclass
 class Scored:
@@ -76,15 +73,6 @@ def scored(records: Sequence[dict[str, Any]], kind: str = "math", samples: int |
     return out
 
 
-def weighted(labels: Sequence[Label], weights: Sequence[float]) -> Label:
-    """The label with the largest total weight (ties: the first seen); None when no sample answered."""
-    totals: dict[str, float] = {}
-    for label, w in zip(labels, weights, strict=True):
-        if label is not None:
-            totals[label] = totals.get(label, 0.0) + w
-    return max(totals, key=lambda k: totals[k]) if totals else None
-
-
 def top_half(labels: Sequence[Label], scores: Sequence[float]) -> Label:
     """Majority among the ceil(k/2) highest-scored samples (ties in score: the earlier sample)."""
     keep = -(-len(labels) // 2)
@@ -97,7 +85,7 @@ def methods() -> dict[str, Callable[[Scored, list[int]], Label]]:
     out: dict[str, Callable[[Scored, list[int]], Label]] = {
         "majority": lambda p, idx: majority([p.labels[i] for i in idx])}
     for name in SCORES:
-        out[f"weighted-{name}"] = (lambda n: lambda p, idx: weighted(
+        out[f"weighted-{name}"] = (lambda n: lambda p, idx: weighted_majority(
             [p.labels[i] for i in idx], [p.scores[n][i] for i in idx]))(name)
         out[f"top-half-{name}"] = (lambda n: lambda p, idx: top_half(
             [p.labels[i] for i in idx], [p.scores[n][i] for i in idx]))(name)
@@ -182,4 +170,70 @@ def confidence_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"| at k = {n} | minus majority (95% bootstrap CI over problems) |", "|---|---|"]
     lines += [f"| {name} | {v['diff']:+.3f} ({v['ci'][0]:+.3f} to {v['ci'][1]:+.3f}) |"
               for name, v in report["versus_majority"].items()]
+    return "\n".join(lines)
+
+
+# --- live votes, weighed again ---------------------------------------------------------------------------
+def vote_samples(folder: str | Path) -> list[dict[str, Any]]:
+    """A `vote` problem's samples (its trajectory folder), in the order they finished: each one's normalized
+    answer and its calls' combined token statistics (None where a call has none)."""
+    out = []
+    for path in sorted(Path(folder).glob("sample-*.jsonl")):
+        end: dict[str, Any] = {}
+        summaries: list[dict[str, float] | None] = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("type") == "step":
+                summaries += [c.get("confidence") for c in record.get("calls") or []]
+            elif record.get("type") == "end":
+                end = record
+        if end:  # a sample cut off before its end record did not vote
+            out.append({"finished": end.get("finished", 0.0), "normalized": end.get("normalized"),
+                        "confidence": combine(summaries)})
+    return sorted(out, key=lambda s: s["finished"])
+
+
+def rescore_votes(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What each weighting would have picked from a benchmark's live `vote` samples (weighting never changes
+    which samples run, so this is the weighted vote's answer on those samples), against the recomputed
+    plain majority: accuracy, and problems gained and lost. `agrees`: problems where the recomputed majority
+    scores as the row did (a check on the recomputation). Problems whose samples lack statistics are
+    counted in `unweighted` and keep the majority, as the live vote would."""
+    methods = ["majority", *(f"weighted-{name}" for name in SCORES)]
+    right = {m: [] for m in methods}
+    agrees = unweighted = 0
+    for row in rows:
+        kind = row.get("kind") or "math"
+        samples = vote_samples(row["trajectory"])
+        seen: list[str] = []
+        labels = [group(s["normalized"], seen, kind) for s in samples]
+        win = {"majority": majority(labels)}
+        have = all(s["confidence"] for s in samples) and bool(samples)
+        unweighted += not have
+        for name, f in SCORES.items():
+            weights = [f(s["confidence"]) for s in samples] if have else []
+            win[f"weighted-{name}"] = weighted_majority(labels, weights) if have else win["majority"]
+        for m in methods:
+            right[m].append(bool(win[m] and same_answer(win[m], str(row["gold"]), kind)))
+        agrees += right["majority"][-1] == bool(row["correct"])
+    n = len(rows)
+    base = right["majority"]
+    report: dict[str, Any] = {"problems": n, "agrees": agrees, "unweighted": unweighted, "methods": {}}
+    for m in methods:
+        gained = sum(a and not b for a, b in zip(right[m], base, strict=True))
+        lost = sum(b and not a for a, b in zip(right[m], base, strict=True))
+        report["methods"][m] = {"correct": sum(right[m]), "accuracy": sum(right[m]) / n if n else 0.0,
+                                "ci": wilson(sum(right[m]), n), "gained": gained, "lost": lost,
+                                "p": mcnemar(gained, lost)}
+    return report
+
+
+def rescore_markdown(report: dict[str, Any], arm: str) -> str:
+    """The re-weighed votes as a markdown table."""
+    lines = [f"{arm}: {report['problems']} problems (recomputed majority scores as recorded on "
+             f"{report['agrees']}; samples without token statistics on {report['unweighted']})", "",
+             "| votes | accuracy (95% Wilson CI) | vs majority: gained | lost | McNemar p |", "|---|---|---|---|---|"]
+    for m, r in report["methods"].items():
+        lines.append(f"| {m} | {r['accuracy']:.1%} ({r['ci'][0]:.1%}–{r['ci'][1]:.1%}) | {r['gained']} | "
+                     f"{r['lost']} | {r['p']:.2f} |")
     return "\n".join(lines)

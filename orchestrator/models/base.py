@@ -88,6 +88,7 @@ class ChatModel:
     is_local: bool = False  # in-process: calls must not run concurrently, unless it has slots
     slots: int = 1  # calls an in-process model serves at once (decoded together; see `LocalModel`)
     sample_temperature: float = 0.7  # what vote, best-of-n and beam sample at unless told (see `Weights`)
+    reports_confidence: bool = False  # completions carry token statistics (`Completion.confidence`)
 
     def __init__(self, options: CallOptions | None = None) -> None:
         self.options = options or CallOptions()

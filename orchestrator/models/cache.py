@@ -33,6 +33,7 @@ class CachedModel(ChatModel):
         self.is_local = inner.is_local
         self.sample_temperature = inner.sample_temperature
         self.slots = inner.slots
+        self.reports_confidence = inner.reports_confidence
         self.hits = 0
         self.misses = 0
 

@@ -2,7 +2,9 @@
 
 `ScriptedModel` answers from a script: a list of replies (strings, or functions of the messages), or a
 function of the messages alone. A reply may also be a dict `{"content": str, "tool_calls": [...]}`
-(OpenAI-style tool calls; set `supports_tools=True` to stand in for a provider with native tool calling).
+(OpenAI-style tool calls; set `supports_tools=True` to stand in for a provider with native tool calling),
+and `"confidence": {...}` (token statistics, as `orchestrator.confidence.summarise` makes them; set
+`reports_confidence=True` to stand in for a backend that has them).
 `ReplayModel` answers with the raw outputs (and tool calls) recorded in a trajectory, so a saved run can be
 re-driven offline through the real state machine.
 """
@@ -44,10 +46,12 @@ class ScriptedModel(ChatModel):
         context_window: int | None = 32768,
         options: CallOptions | None = None,
         supports_tools: bool = False,
+        reports_confidence: bool = False,
     ) -> None:
         super().__init__(options)
         self.name = name
         self.supports_tools = supports_tools
+        self.reports_confidence = reports_confidence
         self.script = script
         self.latency = latency
         self.usd_per_token = usd_per_token
@@ -84,6 +88,7 @@ class ScriptedModel(ChatModel):
         reply = self._next_reply(messages)
         text, tool_calls = (reply.get("content") or "", reply.get("tool_calls") or []) if isinstance(reply, dict) \
             else (reply, [])
+        confidence = reply.get("confidence") if isinstance(reply, dict) else None
         if options.stop:
             cut = [text.find(s) for s in options.stop if s and text.find(s) >= 0]
             if cut:
@@ -92,7 +97,7 @@ class ScriptedModel(ChatModel):
         usage = Usage(prompt_tokens=prompt, completion_tokens=count_tokens(text))
         finish = "tool_calls" if tool_calls else "stop"
         return Completion(text=text, model=self.name, finish_reason=finish, usage=usage, tool_calls=tool_calls,
-                          raw={"text": text})
+                          confidence=confidence, raw={"text": text})
 
     def _complete(self, messages: list[Message], options: CallOptions) -> Completion:
         self._enter()

@@ -117,6 +117,7 @@ class LocalModel(ChatModel):
         self.slots = _env_count("REASON_LOCAL_SLOTS", 1) if slots is None else slots
         if self.slots < 1:
             raise ConfigError(f"slots must be at least 1, not {self.slots}")
+        self.reports_confidence = self.slots > 1  # calls go through the batch decoders (see `_complete`)
         self._scheduler: Any = None
 
     def llama(self) -> tuple[Any, threading.Lock]:

@@ -73,6 +73,16 @@ def majority(labels: Sequence[Label]) -> str | None:
     return top[0][0] if top else None
 
 
+def weighted_majority(labels: Sequence[Label], weights: Sequence[float]) -> str | None:
+    """The answer with the largest total weight (a tie: the answer seen first), or None when no sample
+    answered."""
+    totals: dict[str, float] = {}
+    for label, w in zip(labels, weights, strict=True):
+        if label is not None:
+            totals[label] = totals.get(label, 0.0) + w
+    return max(totals, key=lambda k: totals[k]) if totals else None  # max() keeps the first of equals
+
+
 def top_two(labels: Sequence[Label]) -> tuple[int, int]:
     """The vote counts of the leader and the runner-up (0 when absent)."""
     counts = [c for _, c in tally(labels)] + [0, 0]

@@ -15,7 +15,13 @@ Options: samples (8), temperature (the model's `sample_temperature`: 0.7, but 0.
 chain (config overrides for the sampled chains), speculate (0), and the stopping rule's rule ('beta'),
 confidence (0.95), window (3), min_samples (2), min_gain (0: off; expected answer flips per 1,000 tokens of
 the remaining samples below which sampling stops; a remaining sample is priced at the mean of this vote's
-own samples, not at a prior chain's, e.g. `auto`'s first).
+own samples, not at a prior chain's, e.g. `auto`'s first), weight (none).
+
+`weight` (one of `orchestrator.confidence.SCORES`, e.g. `mean_conf`): each vote counts the model's own
+confidence in that sample (DeepConf's confidence-weighted voting; a chain's calls combined by
+`confidence.combine`) when picking the winner. The stopping rule still counts votes, so weighting changes
+which answer wins a split vote, never how many samples run. It needs a model that reports token statistics
+(`ChatModel.reports_confidence`: the local models when they decode calls together, `slots` > 1).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.answers import group
+from orchestrator.confidence import SCORES, combine
+from orchestrator.errors import ConfigError
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
@@ -50,6 +58,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
     """Self-consistency over chains `indices`; `prior` chains (already run) count as the first votes.
     `estimate`: one sample's projected cost until one has finished (else projected from `prior`)."""
     rule = stopping.StopRule.from_options(ctx.options)
+    weight = weight_option(ctx)
     projection = Projection(ctx, done=len(prior), estimate=estimate)
     seen: list[str] = []
     labels = [group(r.final.normalized if r.final else None, seen, ctx.kind) for r in prior]
@@ -79,7 +88,10 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
 
     sampled = run_samples(ctx, indices, decide, projection, wanted=wanted, **chain_overrides(ctx))
     runs = [*prior, *sampled.runs]
-    winner = stopping.majority(labels)
+    found = [run_weight(r, weight) for r in runs] if weight else []
+    weights = [w for w in found if w is not None]
+    weighed = bool(weight) and len(weights) == len(runs)  # a sample without statistics: plain majority
+    winner = stopping.weighted_majority(labels, weights) if weighed else stopping.majority(labels)
     v1, v2 = stopping.top_two(labels)
     details = {
         "votes": dict(stopping.tally(labels)), "order": labels, "tokens_per_sample": tokens,
@@ -88,11 +100,42 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
                      "stop_reason": r.stop_reason, "tokens": n}
                     for r, label, n in zip(runs, labels, tokens, strict=True)],
     }
+    if weighed:
+        details["weight"] = {"score": weight, "majority": stopping.majority(labels),
+                             "totals": {k: round(sum(w for lab, w in zip(labels, weights, strict=True) if lab == k), 4)
+                                        for k, _ in stopping.tally(labels)}}
+        for sample, w in zip(details["samples"], weights, strict=True):
+            sample["weight"] = round(w, 4)
+    elif weight:
+        missing = [r.sample for r, w in zip(runs, found, strict=True) if w is None]
+        details["weight"] = {"score": weight, "unweighted": f"samples {missing} have no token statistics"}
     return Outcome(
         answer=pick(runs, labels, winner), stop_reason=sampled.stop_reason,
         runs=sorted(runs, key=lambda r: r.sample), samples_used=len(runs), samples_allowed=allowed,
         details=details,
     )
+
+
+def weight_option(ctx: StrategyContext) -> str | None:
+    """The score votes are weighted by (None: one vote each); a clear error for an unknown score or a model
+    without token statistics."""
+    name = ctx.options.get("weight")
+    if name in (None, "", "none"):
+        return None
+    if name not in SCORES:
+        raise ConfigError(f"unknown vote weight {name!r}; choose from none, {', '.join(SCORES)}")
+    if not getattr(ctx.model, "reports_confidence", False):
+        raise ConfigError(
+            f"weight={name} needs token statistics, which {ctx.model.name} does not report (the local models "
+            "do when they decode calls together: REASON_LOCAL_SLOTS=N or `reason bench --local-slots N`, N > 1)")
+    return str(name)
+
+
+def run_weight(run: Run, score: str) -> float | None:
+    """A chain's vote weight: `score` of its calls' combined token statistics; None when a call has none
+    (one decoded alone, a cache entry written before they were kept): then the vote is a plain majority."""
+    summary = combine([c.confidence for step in run.trajectory.steps for c in step.calls])
+    return SCORES[score](summary) if summary else None
 
 
 def pick(runs: Sequence[Run], labels: Sequence[str | None], winner: str | None) -> Candidate | None:
