@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from itertools import accumulate
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy comes with the local model's extra; the summaries are plain Python
+    import numpy as np
 
 TOP = 20  # tokens whose log-probabilities make a token's confidence (DeepConf's k; OpenAI's top_logprobs max)
 WINDOW = 32  # tokens in a window for the weakest-stretch and tail summaries
@@ -37,6 +40,8 @@ def token_stats(logits: np.ndarray, token: int) -> tuple[float, float]:
     """The chosen `token`'s log-probability and the position's confidence (minus the mean log-probability
     of the `TOP` most likely tokens), from one position's raw logits (float32 arithmetic, float64 sums:
     about 0.3 ms for a 152k vocabulary)."""
+    import numpy as np
+
     peak = logits.max()
     log_total = float(peak) + float(np.log(np.exp(logits - peak).sum(dtype=np.float64)))
     top = np.partition(logits, -TOP)[-TOP:]
@@ -49,14 +54,14 @@ def summarise(logprobs: Sequence[float], confs: Sequence[float], window: int = W
     n = len(confs)
     if n == 0 or len(logprobs) != n:
         return None
-    c = np.asarray(confs, dtype=np.float64)
     w = min(window, n)
-    sums = np.convolve(c, np.ones(w), mode="valid") / w  # the mean of every window of w tokens
+    cum = [0.0, *accumulate(float(c) for c in confs)]
+    weakest = min(cum[i + w] - cum[i] for i in range(n - w + 1)) / w  # the lowest mean of w tokens in a row
     return {
-        "mean_logprob": round(float(np.mean(logprobs)), 5),
-        "mean_conf": round(float(c.mean()), 5),
-        "min_window_conf": round(float(sums.min()), 5),
-        "tail_conf": round(float(c[-w:].mean()), 5),
+        "mean_logprob": round(sum(logprobs) / n, 5),
+        "mean_conf": round(cum[-1] / n, 5),
+        "min_window_conf": round(weakest, 5),
+        "tail_conf": round((cum[-1] - cum[n - w]) / w, 5),
         "tokens": n,
     }
 

@@ -15,7 +15,9 @@ Endpoints (stdlib `ThreadingHTTPServer`: one thread per connection, so hundreds 
 
 Replies: a string, a list (served in order; the last one repeats), or a function of the messages
 (OpenAI-style, content flattened to a string; an Anthropic `system` becomes a system message) that
-returns a string or a dict with "content", "tool_calls" (OpenAI style) and/or "finish_reason".
+returns a string or a dict with "content", "tool_calls" (OpenAI style), "finish_reason" and/or "logprob"
+(what every token's log-probability is when the request asks for `logprobs`; each whitespace-separated
+piece is a token, with `top_logprobs` alternatives at -5.0).
 Default: echo the last user message. Usage counts one token per whitespace-separated word.
 
 Faults are served one per POST, in order, before any success: `Fault(status, retry_after=...,
@@ -139,6 +141,17 @@ def _count(text: str) -> int:
 
 def _pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*?", text) or [text]
+
+
+def _logprobs(r: dict[str, Any], pieces: list[str], top: int) -> dict[str, Any]:
+    """OpenAI's `logprobs` of a choice: each piece at the reply's "logprob" (default -0.1), with `top`
+    alternatives (itself, then tokens at -5.0)."""
+    lp = float(r.get("logprob", -0.1))
+    return {"content": [
+        {"token": p, "logprob": lp, "bytes": None,
+         "top_logprobs": [{"token": p, "logprob": lp, "bytes": None}]
+         + [{"token": f"alt{j}", "logprob": -5.0, "bytes": None} for j in range(1, top)]}
+        for p in pieces]}
 
 
 def _echo(messages: list[dict[str, Any]]) -> str:
@@ -410,7 +423,9 @@ class _Handler(BaseHTTPRequestHandler):
                 message = {"role": "assistant", "content": r.get("content")}
                 if r.get("tool_calls"):
                     message["tool_calls"] = r["tool_calls"]
-                choices.append({"index": i, "message": message, "finish_reason": finish(r), "logprobs": None})
+                lp = _logprobs(r, _pieces(r.get("content") or ""), int(body.get("top_logprobs") or 0)) \
+                    if body.get("logprobs") else None
+                choices.append({"index": i, "message": message, "finish_reason": finish(r), "logprobs": lp})
             out = {**head, "object": "chat.completion", "choices": choices, "usage": usage}
             if cut:
                 data = json.dumps(out).encode()
@@ -436,9 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
             for n, piece in enumerate(pieces):
                 if cut and n >= len(pieces) // 2:
                     return self._reset()
-                self._event(
-                    {**chunk, "choices": [{"index": i, "delta": {"content": piece}, "finish_reason": None}]}
-                )
+                lp = _logprobs(r, [piece], int(body.get("top_logprobs") or 0)) if body.get("logprobs") else None
+                self._event({**chunk, "choices": [{"index": i, "delta": {"content": piece}, "finish_reason": None,
+                                                   "logprobs": lp}]})
             for t, call in enumerate(r.get("tool_calls") or []):
                 self._event(
                     {

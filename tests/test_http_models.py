@@ -501,3 +501,33 @@ def test_live_provider(name, var, monkeypatch):
     pieces: list[str] = []
     s = model.complete(question, max_tokens=20, on_token=pieces.append)
     assert "".join(pieces) == s.text and s.usage.completion_tokens > 0
+
+
+# --- token statistics ----------------------------------------------------------------------------------
+def test_logprobs_become_token_statistics_and_weigh_a_vote(monkeypatch):
+    from orchestrator import Reasoner
+
+    order = [3, 3, 9, 3, 9]  # three votes for 3, two for the surer 9
+
+    def reply(messages):
+        value = order.pop(0)
+        return {"content": f"Step 1: add.\nFinal answer: {value}", "logprob": -0.05 if value == 9 else -2.0}
+
+    with serve(replies=["Step 1: x\nFinal answer: 4"]) as srv:
+        plain = get_model(srv.model("m"))
+        assert plain.complete([{"role": "user", "content": "hi"}]).confidence is None
+        assert "logprobs" not in srv.requests[-1].body and not plain.reports_confidence
+        model = get_model(srv.model("m"), logprobs=True)
+        c = model.complete([{"role": "user", "content": "hi"}])
+        assert srv.requests[-1].body["logprobs"] is True and srv.requests[-1].body["top_logprobs"] == 20
+        # each token: log-prob -0.1; confidence: minus the mean of the 20 alternatives (-0.1 and 19 x -5.0)
+        assert c.confidence["tokens"] == 6 and c.confidence["mean_logprob"] == pytest.approx(-0.1)
+        assert c.confidence["mean_conf"] == pytest.approx((0.1 + 19 * 5.0) / 20)
+        streamed = model.complete([{"role": "user", "content": "hi"}], on_token=lambda t: None)
+        assert streamed.confidence == c.confidence
+        monkeypatch.setenv("REASON_LOGPROBS", "1")
+        assert get_model(srv.model("m")).reports_confidence
+    with serve(replies=reply) as srv:
+        result = Reasoner(get_model(srv.model("m"), logprobs=True), "vote", save_trajectory=False,
+                          strategy_options={"samples": 5, "weight": "mean_prob", "rule": "none"}).solve("Q?")
+    assert result.details["votes"] == {"3": 3, "9": 2} and result.answer == "9"

@@ -2,7 +2,8 @@
 
 Names: `openai/MODEL` (api.openai.com), `http(s)://HOST/v1#MODEL` (model defaults to `default`;
 key from `REASON_SERVER_API_KEY`, OPENAI_API_KEY only for api.openai.com),
-`endpoint/NAME` (a `[endpoints.NAME]` table in config.toml with `base_url`, `model`, `api_key_env`).
+`endpoint/NAME` (a `[endpoints.NAME]` table in config.toml with `base_url`, `model`, `api_key_env`, and
+optionally `logprobs = true`: ask for token log-probabilities, for confidence-weighted votes).
 The SDK's own retries are off; `retry.py` does them. `openai` is imported only when a client is built.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from orchestrator.confidence import TOP, summarise
 from orchestrator.errors import ConfigError, MissingDependency, MissingKey, ProviderError
 from orchestrator.keys import config_dir, get_key
 from orchestrator.models import retry
@@ -84,9 +86,13 @@ class OpenAIModel(RemoteModel):
         base_url: str | None = None,
         pricing_name: str | None = None,
         headers: dict[str, str] | None = None,
+        logprobs: bool | None = None,
         **settings: Any,
     ) -> None:
-        """`settings`: the rest of `RemoteModel`'s keywords (timeout, max_retries, retry_policy, ...)."""
+        """`settings`: the rest of `RemoteModel`'s keywords (timeout, max_retries, retry_policy, ...).
+        `logprobs`: ask for token log-probabilities (the top `confidence.TOP` at each position) and report
+        token statistics (`Completion.confidence`, for `vote:weight=...`); default: the endpoint table's
+        `logprobs`, else the environment's REASON_LOGPROBS=1. OpenAI's reasoning models refuse it."""
         if name.startswith(("http://", "https://")):
             url, _, model = name.partition("#")
             base_url, model = base_url or url, model or "default"
@@ -98,6 +104,8 @@ class OpenAIModel(RemoteModel):
             api_key = api_key or (os.environ.get(var) if var else None) or "none"
             if var and api_key == "none":
                 raise MissingKey(f"endpoint {name!r} needs a key: `export {var}=...`")
+            if logprobs is None and "logprobs" in table:
+                logprobs = bool(table["logprobs"])
         else:
             model = name.split("/", 1)[-1]
             api_key = get_key("openai", api_key)
@@ -106,6 +114,9 @@ class OpenAIModel(RemoteModel):
         )
         self.official = self.base_url is None or "api.openai.com" in self.base_url
         self.headers = headers
+        if logprobs is None:
+            logprobs = os.environ.get("REASON_LOGPROBS", "") not in ("", "0")
+        self.reports_confidence = logprobs
 
     def _make(self, cls_name: str) -> Any:
         try:
@@ -131,6 +142,8 @@ class OpenAIModel(RemoteModel):
             req["max_completion_tokens" if self.official else "max_tokens"] = options.max_tokens
         if options.tools:
             req["tools"] = options.tools
+        if self.reports_confidence:
+            req["logprobs"], req["top_logprobs"] = True, TOP
         return {**req, **options.extra}
 
     def _completion(self, response: Any) -> Completion:
@@ -143,6 +156,7 @@ class OpenAIModel(RemoteModel):
             finish_reason=choice.finish_reason or "stop",
             usage=usage_of(response.usage),
             tool_calls=[call.model_dump() for call in choice.message.tool_calls or []],
+            confidence=_confidence(choice.logprobs.content if choice.logprobs else None),
             raw=response.model_dump(),
         )
 
@@ -180,6 +194,7 @@ class OpenAIModel(RemoteModel):
 
         def run() -> Completion:
             text: list[str] = []
+            tokens: list[Any] = []
             calls: dict[int, dict[str, Any]] = {}
             usage, finish, raw = Usage(), "stop", []
             with self._client().post("/chat/completions", body=req, cast_to=ChatCompletion, stream=True,
@@ -192,6 +207,8 @@ class OpenAIModel(RemoteModel):
                         if choice.delta.content:
                             text.append(choice.delta.content)
                             on_token(choice.delta.content)
+                        if choice.logprobs and choice.logprobs.content:
+                            tokens += choice.logprobs.content
                         for delta in choice.delta.tool_calls or []:
                             _merge_tool_delta(calls, delta)
                         finish = choice.finish_reason or finish
@@ -201,10 +218,23 @@ class OpenAIModel(RemoteModel):
                 finish,
                 usage,
                 tool_calls=[calls[i] for i in sorted(calls)],
+                confidence=_confidence(tokens or None),
                 raw={"chunks": raw},
             )
 
         return retry.call(run, self.retry, [self.api_key])
+
+
+def _confidence(tokens: list[Any] | None) -> dict[str, float] | None:
+    """Token statistics (`confidence.summarise`) from OpenAI's per-token logprobs: each chosen token's
+    log-probability, and minus the mean of the alternatives' (DeepConf's confidence over the top k the
+    server returned). None when the response has none."""
+    if not tokens:
+        return None
+    logprobs = [float(t.logprob) for t in tokens]
+    confs = [-sum(float(a.logprob) for a in t.top_logprobs) / len(t.top_logprobs) if t.top_logprobs
+             else -float(t.logprob) for t in tokens]
+    return summarise(logprobs, confs)
 
 
 def _merge_tool_delta(calls: dict[int, dict[str, Any]], delta: Any) -> None:

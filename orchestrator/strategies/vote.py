@@ -21,7 +21,9 @@ own samples, not at a prior chain's, e.g. `auto`'s first), weight (none).
 confidence in that sample (DeepConf's confidence-weighted voting; a chain's calls combined by
 `confidence.combine`) when picking the winner. The stopping rule still counts votes, so weighting changes
 which answer wins a split vote, never how many samples run. It needs a model that reports token statistics
-(`ChatModel.reports_confidence`: the local models when they decode calls together, `slots` > 1).
+(`ChatModel.reports_confidence`: the local models when they decode calls together, `slots` > 1; OpenAI and
+OpenAI-compatible servers asked for log-probabilities: `logprobs=True`, an endpoint's `logprobs = true`, or
+REASON_LOGPROBS=1).
 """
 
 from __future__ import annotations
@@ -126,8 +128,9 @@ def weight_option(ctx: StrategyContext) -> str | None:
         raise ConfigError(f"unknown vote weight {name!r}; choose from none, {', '.join(SCORES)}")
     if not getattr(ctx.model, "reports_confidence", False):
         raise ConfigError(
-            f"weight={name} needs token statistics, which {ctx.model.name} does not report (the local models "
-            "do when they decode calls together: REASON_LOCAL_SLOTS=N or `reason bench --local-slots N`, N > 1)")
+            f"weight={name} needs token statistics, which {ctx.model.name} does not report: the local models "
+            "report them when they decode calls together (REASON_LOCAL_SLOTS=N or `reason bench --local-slots N`, "
+            "N > 1), OpenAI-compatible servers when asked for log-probabilities (REASON_LOGPROBS=1)")
     return str(name)
 
 
