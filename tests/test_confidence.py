@@ -162,3 +162,18 @@ def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
     assert report["methods"]["weighted-mean_conf"]["correct"] == 1  # the surer 9s win on weight
     assert report["methods"]["weighted-mean_conf"]["gained"] == 1
     assert "weighted-tail_conf" in rescore_markdown(report, "fake|vote|")
+
+
+def test_the_committed_confidence_pool_repeats_the_stopping_pool_and_replays():
+    from pathlib import Path
+
+    from orchestrator.bench.stopping_replay import read_pool
+
+    data = Path(__file__).parent / "data"
+    pool, plain = read_pool(data / "confidence_pool_t0.4.jsonl"), read_pool(data / "stopping_pool_t0.4.jsonl")
+    assert {r["id"]: check_record(r) for r in pool if check_record(r)} == {}
+    # The same seeds through the same batched sampler drew the same answers, token for token.
+    assert [(r["id"], r["answers"], r["tokens"]) for r in pool] == [(r["id"], r["answers"], r["tokens"]) for r in plain]
+    assert all(c and c["tokens"] > 0 for r in pool for c in r["confidence"])
+    report = replay_confidence(scored(pool), count=5, seed=0)
+    assert report["problems"] == 50 and report["samples"] == 8 and len(report["table"]) == 8
