@@ -1,7 +1,7 @@
 """What confidence-weighted voting picks from a benchmark's live `vote` samples.
 
     python benchmarks/vote_weights.py benchmarks/results/gsm8k-chain \
-        --arm "local/qwen2.5-coder-1.5b|vote|temperature=0.4"
+        --arm "local/qwen2.5-coder-1.5b|vote|temperature=0.4" --with-statistics
 
 For every problem of the arm, reads its samples' trajectories (each call's token statistics, recorded by
 the local model since they were added), and recomputes the plain majority and each `vote:weight=SCORE`
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from orchestrator.bench.confidence_replay import rescore_markdown, rescore_votes
+from orchestrator.bench.confidence_replay import has_statistics, rescore_markdown, rescore_votes
 from orchestrator.bench.stats import latest
 
 
@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("folder", help="a `reason bench` output folder")
     ap.add_argument("--arm", required=True, help="model|strategy|label of a vote arm")
     ap.add_argument("--problems", default="", help="only these problem ids (comma-separated)")
+    ap.add_argument("--with-statistics", action="store_true",
+                    help="only the problems whose samples all carry token statistics")
     args = ap.parse_args()
     path = Path(args.folder) / "results.jsonl"
     if not path.exists():
@@ -34,6 +36,8 @@ def main() -> None:
     if args.problems:
         wanted = set(args.problems.split(","))
         rows = [r for r in rows if r["problem_id"] in wanted]
+    if args.with_statistics:
+        rows = [r for r in rows if has_statistics(r)]
     if not rows:
         raise SystemExit(f"no rows of arm {args.arm!r} in {path}")
     print(rescore_markdown(rescore_votes(rows), args.arm))

@@ -144,7 +144,7 @@ def test_confidence_command_prints_the_report(tmp_path, capsys, monkeypatch):
 
 def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
     from orchestrator import Reasoner, ScriptedModel
-    from orchestrator.bench.confidence_replay import rescore_markdown, rescore_votes
+    from orchestrator.bench.confidence_replay import has_statistics, rescore_markdown, rescore_votes
 
     def sure(value, conf):
         return {"content": f"Step 1: add.\nFinal answer: {value}", "confidence": {
@@ -162,6 +162,10 @@ def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
     assert report["methods"]["weighted-mean_conf"]["correct"] == 1  # the surer 9s win on weight
     assert report["methods"]["weighted-mean_conf"]["gained"] == 1
     assert "weighted-tail_conf" in rescore_markdown(report, "fake|vote|")
+    assert has_statistics(row)
+    bare = Reasoner(ScriptedModel(["Final answer: 9"], repeat_last=True), "vote", runs_dir=tmp_path).solve("Q?")
+    bare_row = {**row, "trajectory": str(bare.trajectory_path), "correct": True}
+    assert not has_statistics(bare_row) and rescore_votes([bare_row])["unweighted"] == 1
 
 
 def test_the_committed_confidence_pool_repeats_the_stopping_pool_and_replays():

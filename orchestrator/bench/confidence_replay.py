@@ -193,6 +193,12 @@ def vote_samples(folder: str | Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: s["finished"])
 
 
+def has_statistics(row: dict[str, Any]) -> bool:
+    """Whether every sample of a `vote` row carries token statistics (runs from before they were kept do not)."""
+    samples = vote_samples(row["trajectory"])
+    return bool(samples) and all(s["confidence"] for s in samples)
+
+
 def rescore_votes(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """What each weighting would have picked from a benchmark's live `vote` samples (weighting never changes
     which samples run, so this is the weighted vote's answer on those samples), against the recomputed
