@@ -4,6 +4,7 @@
     python benchmarks/local_model.py prefix [--model smollm2-135m]
     python benchmarks/local_model.py batch [--model smollm2-135m] [--samples 8] [--tokens 128] [--runs 2]
     python benchmarks/local_model.py slots [--model smollm2-135m] [--samples 8] [--tokens 128] [--runs 2]
+    python benchmarks/local_model.py stats [--model qwen2.5-coder-1.5b] [--runs 3]
 
 `throughput` decodes the same prompt greedily with both, interleaved (raw, ours, raw, ours, ...) so that
 background load hits both alike, and prints tokens/s and the ratio (target >= 0.95). `prefix` runs one
@@ -13,6 +14,9 @@ reasoning chain and prints, per model call, the prompt tokens and how many llama
 `slots` asks N different questions (the first N of the pinned GSM8K sample, seed 0), greedily: one call
 after another on a one-slot model vs from N threads at once on `LocalModel(slots=N)` (continuous
 batching), interleaved, and prints generated tokens per second, prompt tokens evaluated, and the speed-up.
+`stats` times what the batch decoders add per generated token for token statistics
+(`orchestrator.confidence.token_stats`, over the model's whole vocabulary) beside the sampler itself
+(`local_batch.pick` at 0.4), on one real logits row, 2,000 calls each, median of runs.
 """
 
 from __future__ import annotations
@@ -117,9 +121,38 @@ def slots(model: str, n: int, tokens: int, runs: int) -> None:
     print(f"speed-up: {par / seq:.2f}x")
 
 
+def stats(model: str, runs: int) -> None:
+    from orchestrator.confidence import token_stats
+    from orchestrator.models.local_batch import BatchDecoder, pick
+
+    import numpy as np
+
+    ours = LocalModel(f"local/{model}")
+    llm, lock = ours.llama()
+    prompt = ours._prompt(llm, PROMPT)
+    with lock:
+        decoder = BatchDecoder(llm, 1, len(prompt) + 16, ours.n_threads)
+        row = decoder.decode([(t, i, [0], i == len(prompt) - 1) for i, t in enumerate(prompt)])[0]
+        decoder.close()
+    rng, calls = np.random.default_rng(0), 2000
+    picks, adds = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        for _ in range(calls):
+            pick(row, 0.4, rng)
+        picks.append((time.perf_counter() - t) / calls * 1e3)
+        t = time.perf_counter()
+        for _ in range(calls):
+            token_stats(row, 0)
+        adds.append((time.perf_counter() - t) / calls * 1e3)
+    print(f"model={model} vocabulary={row.shape[0]} calls={calls} runs={runs}")
+    print(f"sampler (pick at 0.4): {statistics.median(picks):.3f} ms a token (median)")
+    print(f"token statistics:      {statistics.median(adds):.3f} ms a token (median)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["throughput", "prefix", "batch", "slots"])
+    ap.add_argument("what", choices=["throughput", "prefix", "batch", "slots", "stats"])
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--runs", type=int, default=3)
@@ -131,6 +164,8 @@ def main() -> None:
         batch(args.model, args.samples, args.tokens, args.runs)
     elif args.what == "slots":
         slots(args.model, args.samples, args.tokens, args.runs)
+    elif args.what == "stats":
+        stats(args.model, args.runs)
     else:
         prefix(args.model)
 
