@@ -105,6 +105,10 @@ def test_a_score_that_marks_the_right_samples_turns_a_lost_vote():
     assert last["majority"] == 0.0 and last["weighted-mean_conf"] == 1.0 and last["top-half-mean_conf"] == 1.0
     assert report["separation"]["mean_conf"]["within_auroc"] == 1.0
     assert report["versus_majority"]["weighted-mean_conf"]["diff"] == 1.0
+    # as `vote` runs (stopping by Beta at 0.95, which counts votes): the weighting still picks the surer answer
+    adaptive = report["adaptive"]
+    assert adaptive["accuracy"]["majority"] < adaptive["accuracy"]["weighted-mean_conf"]
+    assert 2 <= adaptive["samples"] <= 5
 
 
 def test_voting_helpers_and_auroc():

@@ -33,7 +33,7 @@ from typing import Any
 from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import bootstrap_interval, mcnemar, wilson
 from orchestrator.confidence import SCORES, combine
-from orchestrator.strategies.stopping import Label, majority, weighted_majority
+from orchestrator.strategies.stopping import Label, StopRule, majority, stop_point, weighted_majority
 
 @dataclass
 class Scored:
@@ -142,13 +142,46 @@ def replay_confidence(problems: Sequence[Scored], count: int = 200, seed: int = 
             if k == n:
                 per_problem[name] = scores
         table.append(row)
-    base = per_problem.get("majority", [])
-    versus = {name: {"diff": row_mean(diff), "ci": bootstrap_interval(diff, seed=seed)}
-              for name, scores in per_problem.items() if name != "majority"
-              for diff in [[a - b for a, b in zip(scores, base, strict=True)]]}
     return {"problems": len(problems), "samples": n, "orderings": count, "seed": seed, "table": table,
-            "versus_majority": versus, "separation": separation(problems),
+            "versus_majority": versus_majority(per_problem, seed),
+            "adaptive": adaptive_weighted(problems, orders, seed), "separation": separation(problems),
             "any_right": sum(any(p.right[:n]) for p in problems)}
+
+
+def versus_majority(per_problem: dict[str, list[float]], seed: int) -> dict[str, dict[str, Any]]:
+    """Each method's mean per-problem score minus majority's, with a bootstrap interval over problems."""
+    base = per_problem.get("majority", [])
+    return {name: {"diff": row_mean(diff), "ci": bootstrap_interval(diff, seed=seed)}
+            for name, scores in per_problem.items() if name != "majority"
+            for diff in [[a - b for a, b in zip(scores, base, strict=True)]]}
+
+
+def adaptive_weighted(problems: Sequence[Scored], orders: Sequence[list[list[int]]], seed: int,
+                      rule: StopRule | None = None) -> dict[str, Any]:
+    """`vote` as it runs: samples stop by `rule` (the default Beta at 0.95, which counts votes), then the
+    majority or a weighted vote over the samples drawn picks the answer. Accuracy per method, the mean
+    samples, and each weighting minus majority with a bootstrap interval over problems."""
+    rule = rule or StopRule("beta", confidence=0.95)
+    names = ["majority", *(f"weighted-{name}" for name in SCORES)]
+    per: dict[str, list[float]] = {m: [] for m in names}
+    used: list[float] = []
+    for p, pers in zip(problems, orders, strict=True):
+        right = dict.fromkeys(names, 0.0)
+        spent = 0
+        for order in pers:
+            labels = [p.labels[i] for i in order]
+            k, _ = stop_point(labels, rule, [1.0] * len(labels))
+            spent += k
+            right["majority"] += p.correct(majority(labels[:k]))
+            for name in SCORES:
+                weights = [p.scores[name][i] for i in order[:k]]
+                right[f"weighted-{name}"] += p.correct(weighted_majority(labels[:k], weights))
+        count = max(len(pers), 1)
+        for m in names:
+            per[m].append(right[m] / count)
+        used.append(spent / count)
+    return {"rule": rule.to_dict(), "samples": row_mean(used),
+            "accuracy": {m: row_mean(v) for m, v in per.items()}, "versus_majority": versus_majority(per, seed)}
 
 
 def row_mean(values: Sequence[float]) -> float:
@@ -170,6 +203,14 @@ def confidence_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"| at k = {n} | minus majority (95% bootstrap CI over problems) |", "|---|---|"]
     lines += [f"| {name} | {v['diff']:+.3f} ({v['ci'][0]:+.3f} to {v['ci'][1]:+.3f}) |"
               for name, v in report["versus_majority"].items()]
+    a = report["adaptive"]
+    lines += ["", f"`vote` as it runs (stopping by {a['rule']['rule']} at {a['rule']['confidence']}, "
+              f"{a['samples']:.2f} samples of {n}):", "",
+              "| votes | accuracy | minus majority (95% bootstrap CI over problems) |", "|---|---|---|"]
+    for m, acc in a["accuracy"].items():
+        v = a["versus_majority"].get(m)
+        diff = f"{v['diff']:+.3f} ({v['ci'][0]:+.3f} to {v['ci'][1]:+.3f})" if v else ""
+        lines.append(f"| {m} | {acc:.3f} | {diff} |")
     return "\n".join(lines)
 
 
