@@ -8,8 +8,11 @@ confused passage marks the trace) or by its last `WINDOW` tokens (where the answ
 probability of each chosen token is kept too (its mean is the trace's average log-likelihood).
 
 All statistics are of the model's own distribution (the raw logits, temperature 1), whatever the sampling
-temperature was. Backends that expose them: the in-process local model (computed from the logits as it
-decodes, `local_batch`); others report none (`Completion.confidence` is None).
+temperature was. Backends that report them (`ChatModel.reports_confidence`): the in-process local model
+when its batch decoders run the call (computed from the logits as it decodes, `local_batch`), and OpenAI
+or OpenAI-compatible servers asked for log-probabilities (from the top `TOP` the server returns,
+`openai_compat`); others report none (`Completion.confidence` is None). `vote:weight=SCORE` weighs votes
+by one of `SCORES`.
 """
 
 from __future__ import annotations
