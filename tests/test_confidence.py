@@ -13,6 +13,7 @@ from orchestrator.bench.confidence_replay import (
     Scored, auroc, replay_confidence, scored, separation, top_half,
 )
 from orchestrator.bench.stopping_replay import check_record
+from test_scheduler import FakeDecoder
 from orchestrator.confidence import TOP, summarise, token_stats
 from orchestrator.models.local_batch import Request, Scheduler
 from orchestrator.strategies.stopping import weighted_majority as weighted
@@ -40,44 +41,17 @@ def test_summary_takes_the_weakest_window_and_the_tail():
     assert summarise([], []) is None and summarise([-1.0], [1.0, 2.0]) is None
 
 
-class PeakedDecoder:
-    """A decoder whose logits favour `last + 1` by a margin that shrinks as the sequence grows."""
-
-    def __init__(self, n_seq: int, n_ctx: int) -> None:
-        self.n_seq, self.n_ctx = n_seq, n_ctx
-        self.cells: dict[int, list[int]] = {}
+class PeakedDecoder(FakeDecoder):
+    """The scheduler tests' fake decoder, with logits that favour `last + 1` by a margin that shrinks as
+    the sequence grows."""
 
     def decode(self, entries):
-        out = []
-        for token, _pos, seqs, want in entries:
-            for s in seqs:
-                self.cells.setdefault(s, []).append(token)
-            if want:
-                row = np.zeros(64, dtype=np.float32)
-                row[(token + 1) % 64] = 12.0 - token  # later tokens: less sure
-                out.append(row)
-        return out
-
-    def share(self, src, dst, n):
-        self.cells[dst] = list(self.cells[src][:n])
-
-    def trim(self, seq, n):
-        self.cells[seq] = self.cells.get(seq, [])[:n]
-
-    def free(self, seq):
-        self.cells.pop(seq, None)
-
-    def clear(self):
-        self.cells.clear()
-
-    def close(self):
-        pass
-
-    def is_eog(self, token):
-        return token == 0
-
-    def text(self, tokens):
-        return " ".join(map(str, tokens))
+        rows = super().decode(entries)
+        wanted = [token for token, _pos, _seqs, want in entries if want]
+        for row, token in zip(rows, wanted, strict=True):
+            row[:] = 0.0
+            row[(token + 1) % len(row)] = 12.0 - token  # later tokens: less sure
+        return rows
 
 
 def test_every_decoded_token_gets_its_statistics():

@@ -32,6 +32,7 @@ from typing import Any
 
 from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import bootstrap_interval, mcnemar, wilson
+from orchestrator.bench.stopping_replay import prepare
 from orchestrator.confidence import SCORES, combine
 from orchestrator.strategies.stopping import Label, StopRule, majority, stop_point, weighted_majority
 
@@ -49,27 +50,18 @@ class Scored:
 
 
 def scored(records: Sequence[dict[str, Any]], kind: str = "math", samples: int | None = None) -> list[Scored]:
-    """The pool's problems with labels grouped by meaning and each sample's scores (first `samples` only).
-    Refuses a pool without confidence summaries."""
+    """The pool's problems with labels grouped by meaning (`stopping_replay.prepare`) and each sample's
+    scores (first `samples` only). Refuses a pool without confidence summaries."""
+    missing = [r.get("id") for r in records if "confidence" not in r]
+    if missing:
+        raise ValueError(f"{missing[0]}: no confidence summaries (record the pool with --batch)")
     out = []
-    for r in records:
-        if "confidence" not in r:
-            raise ValueError(f"{r.get('id')}: no confidence summaries (record the pool with --batch)")
-        n = len(r["answers"]) if samples is None else min(samples, len(r["answers"]))
-        seen: list[str] = []
-        labels: list[Label] = []
-        for answer in r["answers"][:n]:
-            label = None
-            if answer:
-                label = next((s for s in seen if s == answer or same_answer(s, answer, kind)), None)
-                if label is None:
-                    seen.append(answer)
-                    label = answer
-            labels.append(label)
-        right = {s: same_answer(s, r["gold"], kind) for s in seen}
+    for r, p in zip(records, prepare(records, kind), strict=True):
+        n = len(p.labels) if samples is None else min(samples, len(p.labels))
+        labels = p.labels[:n]
         summaries = r["confidence"][:n]
         scores = {name: [f(c) if c else 0.0 for c in summaries] for name, f in SCORES.items()}
-        out.append(Scored(r["id"], labels, [bool(lab and right[lab]) for lab in labels], scores))
+        out.append(Scored(p.id, labels, [bool(lab and p.correct[lab]) for lab in labels], scores))
     return out
 
 
