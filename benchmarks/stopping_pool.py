@@ -11,7 +11,10 @@
 temperature 0.7 with seeds 0..N-1, through the disk cache. It is resumable by itself: the pool file is
 rewritten (atomically) after every sample, and samples already in it are skipped. One line per problem:
 id, gold, answers (normalized; null when none was found), tokens per sample (cache hits count what the
-call cost when it was made), seeds, model, strategy, temperature.
+call cost when it was made), seeds, model, strategy, temperature; recorded with `--batch`, also each
+sample's token statistics (`confidence`: `orchestrator.confidence.summarise`; null where the model has none).
+`confidence` replays confidence-weighted and filtered votes on such a pool
+(`orchestrator.bench.confidence_replay`).
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
 `orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
 samples; `--grid` replays a finer sweep of the Beta and cost rules instead of the default rules; `--json` also
