@@ -139,6 +139,7 @@ def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
     assert report["methods"]["majority"]["correct"] == 0  # 3 wins three votes to two
     assert report["methods"]["weighted-mean_conf"]["correct"] == 1  # the surer 9s win on weight
     assert report["methods"]["weighted-mean_conf"]["gained"] == 1
+    assert report["separation"]["mean_conf"]["within_auroc"] == 1.0  # both right samples were the surer ones
     assert "weighted-tail_conf" in rescore_markdown(report, "fake|vote|")
     assert has_statistics(row)
     bare = Reasoner(ScriptedModel(["Final answer: 9"], repeat_last=True), "vote", runs_dir=tmp_path).solve("Q?")

@@ -239,7 +239,8 @@ def rescore_votes(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     scores as the row did (a check on the recomputation). Problems whose samples lack statistics are
     counted in `unweighted` and keep the majority, as the live vote would."""
     methods = ["majority", *(f"weighted-{name}" for name in SCORES)]
-    right = {m: [] for m in methods}
+    right: dict[str, list[bool]] = {m: [] for m in methods}
+    weighed: list[Scored] = []  # the problems with statistics, for how well each score separates
     agrees = unweighted = 0
     for row in rows:
         kind = row.get("kind") or "math"
@@ -249,15 +250,19 @@ def rescore_votes(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         win = {"majority": majority(labels)}
         have = all(s["confidence"] for s in samples) and bool(samples)
         unweighted += not have
-        for name, f in SCORES.items():
-            weights = [f(s["confidence"]) for s in samples] if have else []
-            win[f"weighted-{name}"] = weighted_majority(labels, weights) if have else win["majority"]
+        scores = {name: [f(s["confidence"]) for s in samples] if have else [] for name, f in SCORES.items()}
+        for name in SCORES:
+            win[f"weighted-{name}"] = weighted_majority(labels, scores[name]) if have else win["majority"]
+        if have:
+            good = [bool(lab and same_answer(lab, str(row["gold"]), kind)) for lab in labels]
+            weighed.append(Scored(row["problem_id"], labels, good, scores))
         for m in methods:
             right[m].append(bool(win[m] and same_answer(win[m], str(row["gold"]), kind)))
         agrees += right["majority"][-1] == bool(row["correct"])
     n = len(rows)
     base = right["majority"]
-    report: dict[str, Any] = {"problems": n, "agrees": agrees, "unweighted": unweighted, "methods": {}}
+    report: dict[str, Any] = {"problems": n, "agrees": agrees, "unweighted": unweighted, "methods": {},
+                              "separation": separation(weighed)}
     for m in methods:
         gained = sum(a and not b for a, b in zip(right[m], base, strict=True))
         lost = sum(b and not a for a, b in zip(right[m], base, strict=True))
@@ -275,4 +280,9 @@ def rescore_markdown(report: dict[str, Any], arm: str) -> str:
     for m, r in report["methods"].items():
         lines.append(f"| {m} | {r['accuracy']:.1%} ({r['ci'][0]:.1%}–{r['ci'][1]:.1%}) | {r['gained']} | "
                      f"{r['lost']} | {r['p']:.2f} |")
+    lines += ["", "| score | AUROC, right vs wrong samples, all | within problems | right/wrong pairs |",
+              "|---|---|---|---|"]
+    for name, v in report["separation"].items():
+        fmt = [f"{x:.3f}" if x is not None else "-" for x in (v["pooled_auroc"], v["within_auroc"])]
+        lines.append(f"| {name} | {fmt[0]} | {fmt[1]} | {v['within_pairs']:.0f} |")
     return "\n".join(lines)
