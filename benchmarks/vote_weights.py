@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from orchestrator.bench.confidence_replay import has_statistics, rescore_markdown, rescore_votes
+from orchestrator.bench.confidence_replay import rescore_markdown, rescore_votes
 from orchestrator.bench.stats import latest
 
 
@@ -36,11 +36,12 @@ def main() -> None:
     if args.problems:
         wanted = set(args.problems.split(","))
         rows = [r for r in rows if r["problem_id"] in wanted]
-    if args.with_statistics:
-        rows = [r for r in rows if has_statistics(r)]
     if not rows:
         raise SystemExit(f"no rows of arm {args.arm!r} in {path}")
-    print(rescore_markdown(rescore_votes(rows), args.arm))
+    report = rescore_votes(rows, with_statistics=args.with_statistics)
+    if not report["problems"]:
+        raise SystemExit(f"no problem of arm {args.arm!r} has token statistics in all its samples")
+    print(rescore_markdown(report, args.arm))
 
 
 if __name__ == "__main__":

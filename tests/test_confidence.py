@@ -14,6 +14,7 @@ from orchestrator.bench.confidence_replay import (
 )
 from orchestrator.bench.stopping_replay import check_record
 from test_scheduler import FakeDecoder
+from test_strategies import sure
 from orchestrator.confidence import TOP, summarise, token_stats
 from orchestrator.models.local_batch import Request, Scheduler
 from orchestrator.strategies.stopping import weighted_majority as weighted
@@ -122,11 +123,7 @@ def test_confidence_command_prints_the_report(tmp_path, capsys, monkeypatch):
 
 def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
     from orchestrator import Reasoner, ScriptedModel
-    from orchestrator.bench.confidence_replay import has_statistics, rescore_markdown, rescore_votes
-
-    def sure(value, conf):
-        return {"content": f"Step 1: add.\nFinal answer: {value}", "confidence": {
-            "mean_logprob": -1 / conf, "mean_conf": conf, "min_window_conf": conf, "tail_conf": conf, "tokens": 10}}
+    from orchestrator.bench.confidence_replay import rescore_markdown, rescore_votes
 
     script = [sure(3, 2.0), sure(9, 8.0), sure(3, 2.5), sure(9, 7.0), sure(3, 1.0)]
     reasoner = Reasoner(ScriptedModel(script, reports_confidence=True), "vote", runs_dir=tmp_path,
@@ -141,10 +138,11 @@ def test_live_votes_weighed_again_from_their_trajectories(tmp_path):
     assert report["methods"]["weighted-mean_conf"]["gained"] == 1
     assert report["separation"]["mean_conf"]["within_auroc"] == 1.0  # both right samples were the surer ones
     assert "weighted-tail_conf" in rescore_markdown(report, "fake|vote|")
-    assert has_statistics(row)
+    assert rescore_votes([row], with_statistics=True)["problems"] == 1
     bare = Reasoner(ScriptedModel(["Final answer: 9"], repeat_last=True), "vote", runs_dir=tmp_path).solve("Q?")
     bare_row = {**row, "trajectory": str(bare.trajectory_path), "correct": True}
-    assert not has_statistics(bare_row) and rescore_votes([bare_row])["unweighted"] == 1
+    assert rescore_votes([bare_row], with_statistics=True)["problems"] == 0
+    assert rescore_votes([bare_row])["unweighted"] == 1
 
 
 def test_the_committed_confidence_pool_repeats_the_stopping_pool_and_replays():

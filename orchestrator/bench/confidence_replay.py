@@ -24,7 +24,6 @@ needs: the question's difficulty moves every sample's confidence together).
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,10 @@ from typing import Any
 
 from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import bootstrap_interval, mcnemar, wilson
-from orchestrator.bench.stopping_replay import prepare
+from orchestrator.bench.stopping_replay import orderings, prepare
 from orchestrator.confidence import SCORES, combine
 from orchestrator.strategies.stopping import Label, StopRule, majority, stop_point, weighted_majority
+
 
 @dataclass
 class Scored:
@@ -110,19 +110,13 @@ def separation(problems: Sequence[Scored]) -> dict[str, dict[str, float | None]]
     return out
 
 
-def orderings(problem_id: str, n: int, count: int, seed: int) -> list[list[int]]:
-    """`count` random orders of a problem's first n samples, the same for a given seed and problem id (as in
-    `stopping_replay.orderings`)."""
-    rng = random.Random(f"{seed}/{problem_id}")
-    return [rng.sample(range(n), n) for _ in range(count)]
-
-
 def replay_confidence(problems: Sequence[Scored], count: int = 200, seed: int = 0) -> dict[str, Any]:
     """Accuracy of every method over the first k samples (k = 1..N, N the fewest samples of any problem),
     averaged over `count` orderings per problem; at k = N, each method minus majority with a bootstrap
     interval over problems."""
     n = min((len(p.labels) for p in problems), default=0)
-    orders = [orderings(p.id, n, count, seed) for p in problems]
+    problems = [Scored(p.id, p.labels[:n], p.right[:n], {k: v[:n] for k, v in p.scores.items()}) for p in problems]
+    orders = [orderings(p, count, seed) for p in problems]
     table: list[dict[str, Any]] = []
     per_problem: dict[str, list[float]] = {}
     for k in range(1, n + 1):
@@ -226,30 +220,28 @@ def vote_samples(folder: str | Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: s["finished"])
 
 
-def has_statistics(row: dict[str, Any]) -> bool:
-    """Whether every sample of a `vote` row carries token statistics (runs from before they were kept do not)."""
-    samples = vote_samples(row["trajectory"])
-    return bool(samples) and all(s["confidence"] for s in samples)
-
-
-def rescore_votes(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def rescore_votes(rows: Sequence[dict[str, Any]], with_statistics: bool = False) -> dict[str, Any]:
     """What each weighting would have picked from a benchmark's live `vote` samples (weighting never changes
     which samples run, so this is the weighted vote's answer on those samples), against the recomputed
     plain majority: accuracy, and problems gained and lost. `agrees`: problems where the recomputed majority
     scores as the row did (a check on the recomputation). Problems whose samples lack statistics are
-    counted in `unweighted` and keep the majority, as the live vote would."""
+    counted in `unweighted` and keep the majority, as the live vote would; with `with_statistics`, they are
+    left out."""
     methods = ["majority", *(f"weighted-{name}" for name in SCORES)]
     right: dict[str, list[bool]] = {m: [] for m in methods}
     weighed: list[Scored] = []  # the problems with statistics, for how well each score separates
-    agrees = unweighted = 0
+    agrees = unweighted = n = 0
     for row in rows:
         kind = row.get("kind") or "math"
         samples = vote_samples(row["trajectory"])
+        have = all(s["confidence"] for s in samples) and bool(samples)
+        if with_statistics and not have:
+            continue
+        n += 1
+        unweighted += not have
         seen: list[str] = []
         labels = [group(s["normalized"], seen, kind) for s in samples]
         win = {"majority": majority(labels)}
-        have = all(s["confidence"] for s in samples) and bool(samples)
-        unweighted += not have
         scores = {name: [f(s["confidence"]) for s in samples] if have else [] for name, f in SCORES.items()}
         for name in SCORES:
             win[f"weighted-{name}"] = weighted_majority(labels, scores[name]) if have else win["majority"]
@@ -259,7 +251,6 @@ def rescore_votes(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for m in methods:
             right[m].append(bool(win[m] and same_answer(win[m], str(row["gold"]), kind)))
         agrees += right["majority"][-1] == bool(row["correct"])
-    n = len(rows)
     base = right["majority"]
     report: dict[str, Any] = {"problems": n, "agrees": agrees, "unweighted": unweighted, "methods": {},
                               "separation": separation(weighed)}
