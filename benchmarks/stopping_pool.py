@@ -13,6 +13,8 @@ rewritten (atomically) after every sample, and samples already in it are skipped
 id, gold, answers (normalized; null when none was found), tokens per sample (cache hits count what the
 call cost when it was made), seeds, model, strategy, temperature; recorded with `--batch`, also each
 sample's token statistics (`confidence`: `orchestrator.confidence.summarise`; null where the model has none).
+`--skip S` records problems S+1..LIMIT of the same seeded draw (a held-out pool beside one of the first
+problems); `replay` and `confidence` take several `--pool` files as one pool.
 `confidence` replays confidence-weighted and filtered votes on such a pool
 (`orchestrator.bench.confidence_replay`).
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
@@ -147,8 +149,17 @@ def _record_batches(p: Problem, rec: dict[str, Any], model: Metered, samples: in
                   f"{sum(c.usage.total_tokens for c in completions)} tok {time.monotonic() - start:.1f}s")
 
 
+def pool_problems(dataset: str, limit: int, seed: int, skip: int = 0) -> list[Problem]:
+    """Problems skip+1..limit of the seeded sample of `limit` (the first `limit` problems of the same draw
+    for every larger limit, so a pool of problems 101-150 holds out from one of the first 50)."""
+    if not 0 <= skip < limit:
+        raise SystemExit(f"--skip must be at least 0 and less than --limit ({limit}), not {skip}")
+    return load_dataset(dataset, limit=limit, seed=seed)[skip:]
+
+
 def record(args: argparse.Namespace) -> None:
     """The `record` command: the model (through the disk cache) over the dataset sample."""
+    problems = pool_problems(args.dataset, args.limit, args.seed, args.skip)  # bad input fails before the model loads
     inner = get_model(args.model)
     if args.cache != "off" and args.batch <= 1:  # batched samples are kept in the pool file only
         from orchestrator.models.cache import CachedModel
@@ -157,7 +168,7 @@ def record(args: argparse.Namespace) -> None:
         inner = CachedModel(inner, Path(args.cache) if args.cache else cache_dir("completions"))
     model = Metered(inner)
     try:
-        record_pool(load_dataset(args.dataset, limit=args.limit, seed=args.seed), model, Path(args.out),
+        record_pool(problems, model, Path(args.out),
                     args.samples, args.strategy, args.temperature, args.sample_seed, args.max_tokens,
                     on_sample=lambda line: print(line, flush=True), batch=args.batch)
     finally:
@@ -173,9 +184,20 @@ def checked_pool(path: str) -> list[dict[str, Any]]:
     return records
 
 
+def checked_pools(paths: list[str]) -> list[dict[str, Any]]:
+    """The records of one or more pool files, in order, as one pool (e.g. problems 1-50 and 101-150 of a
+    draw); exits if a file is malformed or a problem appears twice."""
+    records = [r for path in paths for r in checked_pool(path)]
+    ids = [r["id"] for r in records]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise SystemExit(f"problems in more than one of the pools {', '.join(paths)}: {', '.join(twice[:5])}")
+    return records
+
+
 def replay_cmd(args: argparse.Namespace) -> None:
-    """Print (and optionally save) the replay report of a pool."""
-    records = checked_pool(args.pool)
+    """Print (and optionally save) the replay report of a pool (or of several, as one)."""
+    records = checked_pools(args.pool)
     if args.caps:
         print(equal_accuracy_markdown(equal_accuracy(prepare(records), count=args.orderings, seed=args.seed,
                                                      samples=args.samples)))
@@ -202,9 +224,9 @@ def confidence_cmd(args: argparse.Namespace) -> None:
     from orchestrator.bench.confidence_replay import confidence_markdown, replay_confidence, scored
 
     try:
-        problems = scored(checked_pool(args.pool), samples=args.samples)
+        problems = scored(checked_pools(args.pool), samples=args.samples)
     except ValueError as e:
-        raise SystemExit(f"{args.pool}: {e}") from None
+        raise SystemExit(f"{', '.join(args.pool)}: {e}") from None
     report = replay_confidence(problems, count=args.orderings, seed=args.seed)
     print(confidence_markdown(report))
     if args.json:
@@ -220,6 +242,9 @@ def main() -> None:
     rec.add_argument("--dataset", default="gsm8k")
     rec.add_argument("--limit", type=int, default=30)
     rec.add_argument("--seed", type=int, default=0, help="seed of the dataset sample")
+    rec.add_argument("--skip", type=int, default=0,
+                     help="leave out the sample's first SKIP problems (record problems SKIP+1..LIMIT, e.g. a "
+                          "held-out pool beside one of the first problems)")
     rec.add_argument("--samples", type=int, default=8)
     rec.add_argument("--sample-seed", type=int, default=0, help="sample i uses seed sample_seed + i")
     rec.add_argument("--temperature", type=float, default=0.7)
@@ -230,7 +255,8 @@ def main() -> None:
     rec.add_argument("--cache", default="", help="cache folder ('' = the reason cache, 'off' = none)")
     rec.add_argument("--out", default="tests/data/stopping_pool.jsonl")
     rep = sub.add_parser("replay", help="replay stopping rules on a pool")
-    rep.add_argument("--pool", default="tests/data/stopping_pool.jsonl")
+    rep.add_argument("--pool", action="append", default=None,
+                     help="a pool file (default tests/data/stopping_pool.jsonl); several replay as one pool")
     rep.add_argument("--orderings", type=int, default=200)
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--samples", type=sample_count, default=None,
@@ -248,12 +274,16 @@ def main() -> None:
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--samples", type=sample_count, default=None, help="compare the first N samples only")
     conf = sub.add_parser("confidence", help="token confidence: right vs wrong samples, weighted and filtered votes")
-    conf.add_argument("--pool", default="tests/data/confidence_pool_t0.4.jsonl")
+    conf.add_argument("--pool", action="append", default=None,
+                      help="a pool file (default tests/data/confidence_pool_t0.4.jsonl); several count as one pool")
     conf.add_argument("--orderings", type=int, default=200)
     conf.add_argument("--seed", type=int, default=0)
     conf.add_argument("--samples", type=sample_count, default=None, help="the first N samples only")
     conf.add_argument("--json", default="")
     args = ap.parse_args()
+    if args.command in ("replay", "confidence") and not args.pool:
+        args.pool = [{"replay": "tests/data/stopping_pool.jsonl",
+                      "confidence": "tests/data/confidence_pool_t0.4.jsonl"}[args.command]]
     if args.command == "compare" and len(args.pool) != 2:
         ap.error("compare takes exactly two --pool")
     {"record": record, "replay": replay_cmd, "compare": compare_cmd, "confidence": confidence_cmd}[args.command](args)

@@ -217,7 +217,7 @@ def test_replay_command_writes_the_report_and_the_curve(tmp_path, capsys):
 
     script = load_script()
     out_json, out_png = tmp_path / "report.json", tmp_path / "curve.png"
-    script.replay_cmd(argparse.Namespace(pool=str(POOL), orderings=3, seed=0, json=str(out_json),
+    script.replay_cmd(argparse.Namespace(pool=[str(POOL)], orderings=3, seed=0, json=str(out_json),
                                          plot=str(out_png), samples=None, grid=False, caps=False))
     report = json.loads(out_json.read_text())
     assert len(report["fixed_k"]) == report["samples"] and {r["rule"] for r in report["adaptive"]} >= {"beta-0.8"}
@@ -228,12 +228,29 @@ def test_replay_command_writes_the_report_and_the_curve(tmp_path, capsys):
 def test_replay_command_grid_sweeps_the_beta_rule(capsys):
     import argparse
 
-    load_script().replay_cmd(argparse.Namespace(pool=str(POOL), orderings=2, seed=0, json="", plot="",
+    load_script().replay_cmd(argparse.Namespace(pool=[str(POOL)], orderings=2, seed=0, json="", plot="",
                                                 samples=8, grid=True, caps=False))
     text = capsys.readouterr().out
     assert "| beta-0.85-min3 |" in text and "| gain-0.035-min3 |" in text and "| window-3 |" not in text
     assert set(grid_rules()) >= {"beta-0.8-min2", "beta-0.95-min4", "gain-0.02-min2", "gain-0.05-min4"}
     assert "most accurate with <= 50% of the samples: " in text and "fewest samples within 1 point(s): " in text
+
+
+def test_replay_takes_several_pools_as_one_and_refuses_a_problem_twice(tmp_path, capsys):
+    import argparse
+
+    script = load_script()
+    records = read_pool(POOL)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    script.write_pool(first, records[:20])
+    script.write_pool(second, records[20:])
+    args = dict(orderings=2, seed=0, json="", plot="", samples=8, grid=False, caps=False)
+    script.replay_cmd(argparse.Namespace(pool=[str(first), str(second)], **args))
+    split = capsys.readouterr().out
+    script.replay_cmd(argparse.Namespace(pool=[str(POOL)], **args))
+    assert split == capsys.readouterr().out and "50 problems x 8 samples" in split  # the same pool, in two files
+    with pytest.raises(SystemExit, match="more than one of the pools"):
+        script.replay_cmd(argparse.Namespace(pool=[str(first), str(POOL)], **args))
 
 
 def test_compare_pools_pairs_problems_and_trims_to_the_shorter_pool(capsys):
@@ -293,6 +310,16 @@ def test_equal_accuracy_finds_the_cheapest_cap_that_matches_each_fixed_k(capsys)
     assert never["match"][-1]["fraction"] > 0.5
     text = equal_accuracy_markdown(report)
     assert "| k | fixed-k | beta | never |" in text and " *" in text and "| 8 | " in text
-    load_script().replay_cmd(argparse.Namespace(pool=str(POOL), orderings=2, seed=0, json="", plot="",
+    load_script().replay_cmd(argparse.Namespace(pool=[str(POOL)], orderings=2, seed=0, json="", plot="",
                                                 samples=8, grid=False, caps=True))
     assert "| cap | beta-0.8 | beta-0.9 | beta-0.95 | window-2 | window-3 |" in capsys.readouterr().out
+
+
+def test_recorder_takes_a_later_range_of_the_same_draw():
+    script = load_script()
+    first, later = script.pool_problems("gsm8k", 50, 0), script.pool_problems("gsm8k", 150, 0, skip=100)
+    assert [p.id for p in script.pool_problems("gsm8k", 150, 0)[:50]] == [p.id for p in first]
+    assert len(later) == 50 and not {p.id for p in later} & {p.id for p in first}
+    for skip in (-1, 150):
+        with pytest.raises(SystemExit, match="--skip must be"):
+            script.pool_problems("gsm8k", 150, 0, skip=skip)
