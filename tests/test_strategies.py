@@ -121,6 +121,32 @@ def test_a_weighted_vote_needs_token_statistics():
     assert result.answer == "9" and "no token statistics" in result.details["weight"]["unweighted"]
 
 
+def test_a_plain_sampled_vote_asks_the_bare_question_and_counts_the_same_way():
+    model = ScriptedModel(["So 3 + 6 = 9. The answer is 9.", "The answer is 8.", "I get 9.", "9", "9"])
+    result = solve(model, "vote", {"samples": 5, "sampler": "plain"})
+    assert model.calls == [[{"role": "user", "content": Q}]] * len(model.calls)  # no system prompt, no chain
+    assert result.answer == "9" and result.details["votes"] == {"9": 4, "8": 1} and result.samples_used == 5
+    assert [s["label"] for s in result.details["samples"]] == ["9", "8", "9", "9", "9"]
+    files = sorted(Path(result.trajectory_path).glob("sample-*.jsonl"))
+    assert len(files) == 5 and all([s.kind for s in load_trajectory(f)[1]] == ["think"] for f in files)
+    weighted = solve(ScriptedModel([sure(3, 2.0), sure(9, 8.0), sure(3, 2.5)], reports_confidence=True), "vote",
+                     {"samples": 3, "sampler": "plain", "weight": "tail_conf"})
+    assert weighted.answer == "9" and weighted.details["weight"]["majority"] == "3"
+
+
+@pytest.mark.parametrize("strategy", ["vote", "auto"])
+def test_bad_vote_options_fail_before_any_call(strategy):
+    for options, words in (({"sampler": "tree"}, "unknown vote sampler"), ({"rule": "vibes"}, "unknown stopping"),
+                           ({"weight": "mean_conf"}, "does not report")):
+        model = ScriptedModel(answers(9), repeat_last=True)
+        with pytest.raises(ConfigError, match=words):
+            solve(model, strategy, options)
+        assert model.calls == []
+    with pytest.raises(ConfigError, match="unknown escalation"):
+        solve(model, "auto", {"escalate": "panic"})
+    assert model.calls == []
+
+
 @pytest.mark.parametrize("budget, resource", [
     (Budget(max_calls=3), "calls"), (Budget(max_tokens=700), "tokens"), (Budget(max_usd=0.7), "usd"),
 ])

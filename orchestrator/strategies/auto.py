@@ -37,7 +37,7 @@ from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.strategies.best_of_n import best_of_n, default_scorer
 from orchestrator.strategies.sampling import blocked
-from orchestrator.strategies.vote import vote
+from orchestrator.strategies.vote import check_options, vote
 
 ESCALATIONS = ("vote", "best-of-n", "none")
 
@@ -72,6 +72,9 @@ def sample_cost(ctx: StrategyContext, target: str) -> dict[str, float]:
 def solve(ctx: StrategyContext) -> Outcome:
     """One chain; stop if it is confident, else escalate to vote or best-of-n within the remaining budget."""
     cfg, o = ctx.config, ctx.options
+    if o.get("escalate") and str(o["escalate"]) not in ESCALATIONS:  # bad options fail before any call
+        raise ConfigError(f"unknown escalation {o['escalate']!r}; choose from {', '.join(ESCALATIONS)}")
+    check_options(ctx)
     first = ctx.run_chain(0)
     verifiable = cfg.verify and first.can_verify
     trust_self = bool(o.get("trust_self", False))

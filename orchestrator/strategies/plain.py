@@ -1,6 +1,12 @@
-"""`plain`: the baseline, the question as the only message (no system prompt, plan or reflection)."""
+"""`plain`: the baseline, the question as the only message (no system prompt, plan or reflection).
+
+`answer_once` is also how `vote:sampler=plain` draws its samples: the bare question at the sampling
+temperature, one call each, read by the same parser.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from orchestrator.answers import extract_answer
 from orchestrator.errors import BudgetExceeded
@@ -9,15 +15,20 @@ from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Call, Step
 
 
-def solve(ctx: StrategyContext) -> Outcome:
-    """One call; the answer is read from it with the same lenient parser every strategy uses."""
-    run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=ctx.config,
-              trajectory=ctx.trajectory(0), ledger=ctx.ledger, budget=ctx.budget, on_event=ctx.on_event)
+def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
+    """One call with the question as the only message, as a finished run (its trajectory: sample `sample`).
+    Config fields may be overridden (a vote's temperature); sample i > 0 is seeded `seed + 1000 * i`, as a
+    chain's first call is."""
+    config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
+    run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
+              trajectory=ctx.trajectory(sample), ledger=ctx.ledger, budget=ctx.budget, on_event=ctx.on_event,
+              sample=sample)
     try:
         messages = [{"role": "user", "content": ctx.question}]
+        seed = None if config.seed is None else config.seed + 1000 * sample
         with ctx.ledger.reserve(ctx.budget, phase="think"):
-            c = ctx.model.complete(messages, max_tokens=ctx.config.max_tokens_per_call,
-                                   temperature=ctx.config.temperature, seed=ctx.config.seed)
+            c = ctx.model.complete(messages, sample_index=sample, max_tokens=config.max_tokens_per_call,
+                                   temperature=config.temperature, seed=seed)
             ctx.ledger.record(c, "think")
         call = Call.from_completion(messages, c)
         step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
@@ -33,4 +44,10 @@ def solve(ctx: StrategyContext) -> Outcome:
         raise
     finally:
         run.finish()
+    return run
+
+
+def solve(ctx: StrategyContext) -> Outcome:
+    """One call; the answer is read from it with the same lenient parser every strategy uses."""
+    run = answer_once(ctx)
     return Outcome(answer=run.final, stop_reason=run.stop_reason or "error", runs=[run], error=run.error)

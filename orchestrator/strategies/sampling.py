@@ -105,17 +105,19 @@ def affordable(ctx: StrategyContext, cost: dict[str, float]) -> int | None:
 def run_samples(
     ctx: StrategyContext, indices: list[int], decide: Decide, projection: Projection,
     wanted: Callable[[], int] | None = None, per_index: dict[int, dict[str, Any]] | None = None,
-    **overrides: Any,
+    runner: Callable[..., Run] | None = None, **overrides: Any,
 ) -> Sampled:
     """Run chains `indices` (config `overrides`, then `per_index[i]` for chain i) until `decide` names a stop
     reason, the budget would be overrun, or all have run ('limit'). `projection`: the loop's cost projection,
     made by the caller before the loop (its `decide` may project too); each finished sample is counted in it
-    here. `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs)."""
+    here. `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs).
+    `runner(index, **overrides)` draws one sample (default: a chain of the state machine, `ctx.run_chain`)."""
     out = Sampled()
     queue = list(indices)
+    draw = runner or ctx.run_chain
 
     def chain(index: int) -> Run:
-        return ctx.run_chain(index, **{**overrides, **(per_index or {}).get(index, {})})
+        return draw(index, **{**overrides, **(per_index or {}).get(index, {})})
 
     def settle(run: Run) -> str | None:
         out.runs.append(run)

@@ -15,7 +15,12 @@ Options: samples (8), temperature (the model's `sample_temperature`: 0.7, but 0.
 chain (config overrides for the sampled chains), speculate (0), and the stopping rule's rule ('beta'),
 confidence (0.95), window (3), min_samples (2), min_gain (0: off; expected answer flips per 1,000 tokens of
 the remaining samples below which sampling stops; a remaining sample is priced at the mean of this vote's
-own samples, not at a prior chain's, e.g. `auto`'s first), weight (none).
+own samples, not at a prior chain's, e.g. `auto`'s first), weight (none), sampler ('chain').
+
+`sampler`: what one sample is. 'chain' (the default): a cheap chain of the state machine, with its system
+prompt and step format. 'plain': the bare question in one call at the sampling temperature, as the `plain`
+strategy asks it (Wang et al.'s self-consistency over the model's own chain of thought); `chain` overrides
+do not apply to it. Either way the answers are parsed, grouped and counted by our code the same way.
 
 `weight` (one of `orchestrator.confidence.SCORES`, e.g. `mean_conf`): each vote counts the model's own
 confidence in that sample (DeepConf's confidence-weighted voting; a chain's calls combined by
@@ -28,7 +33,7 @@ REASON_LOGPROBS=1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.answers import group
@@ -37,6 +42,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
+from orchestrator.strategies.plain import answer_once
 from orchestrator.strategies.sampling import Projection, affordable, run_samples, run_tokens
 
 CHEAP = {"plan": False, "reflect": False, "verify": False, "max_attempts": 1}
@@ -59,8 +65,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
          estimate: dict[str, float] | None = None) -> Outcome:
     """Self-consistency over chains `indices`; `prior` chains (already run) count as the first votes.
     `estimate`: one sample's projected cost until one has finished (else projected from `prior`)."""
-    rule = stopping.StopRule.from_options(ctx.options)
-    weight = weight_option(ctx)
+    rule, weight, draw = check_options(ctx)
     projection = Projection(ctx, done=len(prior), estimate=estimate)
     seen: list[str] = []
     labels = [group(r.final.normalized if r.final else None, seen, ctx.kind) for r in prior]
@@ -88,7 +93,8 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
     def wanted() -> int:
         return stopping.needed(labels, rule, allowed - len(labels)) + speculate
 
-    sampled = run_samples(ctx, indices, decide, projection, wanted=wanted, **chain_overrides(ctx))
+    sampled = run_samples(ctx, indices, decide, projection, wanted=wanted, runner=draw,
+                          **chain_overrides(ctx))
     runs = [*prior, *sampled.runs]
     found = [run_weight(r, weight) for r in runs] if weight else []
     weights = [w for w in found if w is not None]
@@ -116,6 +122,26 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
         runs=sorted(runs, key=lambda r: r.sample), samples_used=len(runs), samples_allowed=allowed,
         details=details,
     )
+
+
+SAMPLERS = ("chain", "plain")
+
+
+def check_options(ctx: StrategyContext) -> tuple[stopping.StopRule, str | None, Callable[..., Run]]:
+    """The vote's stopping rule, weight and sampler from its options; a `ConfigError` naming the choices for a
+    bad one (strategies that may escalate to a vote call this before their first model call)."""
+    return stopping.StopRule.from_options(ctx.options), weight_option(ctx), sampler(ctx)
+
+
+def sampler(ctx: StrategyContext) -> Callable[..., Run]:
+    """How one sample is drawn (option `sampler`): a cheap chain of the state machine ('chain', the default)
+    or the bare question in one call, as `plain` asks it ('plain')."""
+    name = ctx.options.get("sampler", "chain")
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown vote sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+    if name == "plain":
+        return lambda index, **overrides: answer_once(ctx, index, **overrides)
+    return ctx.run_chain
 
 
 def weight_option(ctx: StrategyContext) -> str | None:
