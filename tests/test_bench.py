@@ -258,6 +258,21 @@ def test_diff_two_runs_and_two_arms(tmp_path):
     assert ambiguous.exit_code == 1 and "matches several arms" in ambiguous.output
 
 
+def test_skip_solves_a_later_part_of_the_same_draw_and_a_full_run_resumes_around_it(tmp_path):
+    from orchestrator.bench.datasets import load_dataset
+
+    gold = write_problems(tmp_path / "q.jsonl", 20)
+    draw = [p.id for p in load_dataset(str(tmp_path / "q.jsonl"), limit=10, seed=0)]
+    out = tmp_path / "out"
+    with serve(replies=answers(gold)) as srv:
+        args = ("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-n", "10", "-o", str(out))
+        assert invoke(*args, "--skip", "6").exit_code == 0
+        assert sorted(r["problem_id"] for r in read_results(out / "results.jsonl")) == sorted(draw[6:])
+        assert invoke(*args).exit_code == 0
+        assert len(srv.posts()) == 10  # the full run solved only the six it did not have
+    assert sorted(r["problem_id"] for r in read_results(out / "results.jsonl")) == sorted(draw)
+
+
 def test_bad_input_is_a_clear_error(tmp_path):
     (tmp_path / "q.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
     q, out = str(tmp_path / "q.jsonl"), str(tmp_path / "out")
@@ -271,6 +286,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
         (["-d", q, "-o", out], 2, "missing -m/--model"),
         (["-d", str(tmp_path / "missing.jsonl"), "-m", "m", "-o", out], 1, "no such file"),
         (["report", str(tmp_path)], 1, "holds no results.jsonl"),
+        (["-d", q, "-m", "http://127.0.0.1:9/v1#m", "--skip", "1", "-o", out], 1, "--skip 1 leaves none of the 1"),
     ]
     for args, code, message in cases:
         result = invoke(*args)

@@ -54,6 +54,9 @@ def _datasets_help() -> str:
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-d", "--dataset", help="A built-in benchmark (below) or a .jsonl file.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Problems to sample (default: all).")
+@click.option("--skip", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Leave out the sample's first SKIP problems: --limit 200 --skip 150 solves problems 151-200 of "
+              "the draw --limit 200 takes (e.g. to extend or hold out part of an earlier run).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Sample seed (the same seed, the same problems); also passed to the models.")
 @click.option("-m", "--model", "models", multiple=True, metavar="MODEL",
@@ -78,7 +81,7 @@ def _datasets_help() -> str:
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: results.jsonl (resumable), summary.md/.json, scaling.png.")
 @click.pass_context
-def bench(ctx: click.Context, dataset: str | None, limit: int | None, seed: int, models: tuple[str, ...],
+def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int, seed: int, models: tuple[str, ...],
           strategies: tuple[str, ...], budgets: tuple[str, ...], concurrency: int, local_slots: int,
           cache: bool, tools: bool, retry_errors: bool, trajectories: bool, out: Path | None) -> None:
     """Run every (model, strategy, budget) arm on the same problems and report accuracy (95% CI), tokens,
@@ -102,6 +105,9 @@ def bench(ctx: click.Context, dataset: str | None, limit: int | None, seed: int,
         problems = load_dataset(dataset, limit=limit, seed=seed)
         if not problems:
             raise ReasonFailure(f"{dataset} has no problems")
+        if skip >= len(problems):
+            raise ReasonFailure(f"--skip {skip} leaves none of the {len(problems)} problems of the sample")
+        problems = problems[skip:]
         arms = make_arms(list(models), list(strategies or ("plain", "chain")), list(budgets), tools)
         name = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
         command = shlex.join(["reason", "bench", *sys.argv[sys.argv.index("bench") + 1:]]) \
