@@ -199,7 +199,9 @@ def test_recorder_draws_a_problems_samples_together_in_batches(tmp_path):
 
 
 # --- the committed pool -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, temperature", [("stopping_pool.jsonl", 0.7), ("stopping_pool_t0.4.jsonl", 0.4)])
+@pytest.mark.parametrize("name, temperature", [("stopping_pool.jsonl", 0.7), ("stopping_pool_t0.4.jsonl", 0.4),
+                                               ("confidence_pool_t0.4.jsonl", 0.4),
+                                               ("confidence_pool_t0.4_101-150.jsonl", 0.4)])
 def test_committed_pools_are_well_formed_and_replay(name, temperature):
     path = POOL.parent / name
     if not path.exists():
@@ -323,3 +325,13 @@ def test_recorder_takes_a_later_range_of_the_same_draw():
     for skip in (-1, 150):
         with pytest.raises(SystemExit, match="--skip must be"):
             script.pool_problems("gsm8k", 150, 0, skip=skip)
+
+
+def test_the_held_out_pool_holds_problems_101_to_150_of_the_draw():
+    from orchestrator.bench.datasets import load_dataset
+
+    held_out = read_pool(POOL.parent / "confidence_pool_t0.4_101-150.jsonl")
+    draw = load_dataset("gsm8k", limit=150, seed=0)
+    assert [r["id"] for r in held_out] == [p.id for p in draw[100:]]
+    assert [r["gold"] for r in held_out] == [p.answer for p in draw[100:]]
+    assert all(len(r["confidence"]) == 8 and all(r["confidence"]) for r in held_out)
