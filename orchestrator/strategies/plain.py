@@ -17,7 +17,7 @@ from orchestrator.trajectory import Call, Step
 
 def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     """One call with the question as the only message, as a finished run (its trajectory: sample `sample`).
-    Config fields may be overridden (a vote's temperature); sample i > 0 is seeded `seed + 1000 * i`, as a
+    Config fields may be overridden (a vote's temperature); sample i is seeded `seed + 1000 * i`, as a
     chain's first call is."""
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
