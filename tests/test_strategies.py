@@ -429,3 +429,16 @@ def test_auto_does_not_escalate_without_budget_for_it():
     result = solve(model, "auto", budget=Budget(max_calls=6))
     assert result.stop_reason == "budget_calls" and result.samples_used == 1
     assert result.details["auto"]["escalated_to"] is None and result.answer == "8"
+
+
+def test_a_plain_sampled_vote_takes_the_call_settings_of_the_chain_overrides():
+    class Recording(ScriptedModel):
+        def _complete(self, messages, options):
+            self.options_seen.append((options.max_tokens, options.temperature, options.seed))
+            return super()._complete(messages, options)
+
+    model = Recording(["The answer is 9."], repeat_last=True)
+    model.options_seen = []
+    result = solve(model, "vote", {"samples": 2, "sampler": "plain", "temperature": 0.3,
+                                   "chain": {"max_tokens_per_call": 77}}, config=ReasonConfig(seed=5))
+    assert result.answer == "9" and sorted(model.options_seen) == [(77, 0.3, 5), (77, 0.3, 1005)]

@@ -19,8 +19,8 @@ own samples, not at a prior chain's, e.g. `auto`'s first), weight (none), sample
 
 `sampler`: what one sample is. 'chain' (the default): a cheap chain of the state machine, with its system
 prompt and step format. 'plain': the bare question in one call at the sampling temperature, as the `plain`
-strategy asks it (Wang et al.'s self-consistency over the model's own chain of thought); `chain` overrides
-do not apply to it. Either way the answers are parsed, grouped and counted by our code the same way. On
+strategy asks it (Wang et al.'s self-consistency over the model's own chain of thought); of the `chain`
+overrides only the fields one call reads apply to it (temperature, max_tokens_per_call, seed). Either way the answers are parsed, grouped and counted by our code the same way. On
 the embedded 1.5B model (GSM8K, docs/results.md) plain samples cost the same tokens (fewer prompt, longer
 answers) and their token confidence separates right from wrong better, yet on held-out problems the
 plain-sampled vote was not more accurate, so `chain` stays the default.
