@@ -87,9 +87,7 @@ def solve(ctx: StrategyContext) -> Outcome:
         "difficulty": level, "escalated_to": None,
     }
     checker = default_scorer(ctx) == "check"
-    target = str(o.get("escalate") or ("best-of-n" if level == "hard" and checker else "vote"))
-    if target not in ESCALATIONS:
-        raise ConfigError(f"unknown escalation {target!r}; choose from {', '.join(ESCALATIONS)}")
+    target = str(o.get("escalate") or ("best-of-n" if level == "hard" and checker else "vote"))  # checked above
     n = int(o.get("samples", 6))
     cost = sample_cost(ctx, target)
     short = blocked(ctx, cost, running=int(o.get("min_escalation", 2)) - 1)
