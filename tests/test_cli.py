@@ -238,6 +238,42 @@ def test_replay_shows_a_run_and_reruns_it_offline(recorded):
     assert rerun.exit_code == 0 and "rerun answer: 4 (the same answer as recorded)" in rerun.stdout
 
 
+@pytest.mark.parametrize("sampler", ["chain", "plain"])
+def test_each_vote_sample_reruns_as_it_was_drawn(tmp_path, sampler):
+    """A vote's samples are cheap chains (no reflection, no verification) or bare calls: each one's header says
+    so, and a rerun re-drives it with those settings (under the solve's, it would ask for calls never made)."""
+    answers = ["Final answer: 4", "Final answer: 5", "Final answer: 4"]
+    folder = Path(record(tmp_path / "vote", answers, strategy="vote",
+                         strategy_options={"samples": 3, "rule": "none", "sampler": sampler, "temperature": 0.3}))
+    samples = sorted(folder.glob("sample-*.jsonl"))
+    assert len(samples) == 3
+    header = json.loads(samples[0].read_text().splitlines()[0])
+    assert header["sampler"] == sampler and header["config"]["temperature"] == 0.3
+    assert header["config"]["reflect"] is False and header["config"]["verify"] is False
+    for path in samples:
+        recorded_answer = load_trajectory(path)[2]["answer"]
+        rerun = run("replay", str(path), "--rerun", "--runs-dir", str(tmp_path / "reruns"))
+        assert rerun.exit_code == 0, rerun.stderr
+        assert f"rerun answer: {recorded_answer} (the same answer as recorded)" in rerun.stdout
+
+
+def test_a_rerun_refuses_what_is_not_one_chain(tmp_path):
+    beam_script = ["Step 1: 2 + 2 = 4.\nFinal answer: 4", "Correct.\nReward: 0.9", "Verdict: CORRECT"]
+    beam = Path(record(tmp_path / "beam", beam_script, strategy="beam",
+                       strategy_options={"width": 1, "branch": 1})) / "sample-000.jsonl"
+    refused = run("replay", str(beam), "--rerun")
+    assert refused.exit_code == 1 and "beam search's tree" in error_lines(refused.stderr)[0]
+    old = tmp_path / "old-vote-sample.jsonl"  # written before samples recorded their own settings
+    lines = Path(record(tmp_path / "vote", ["Final answer: 4"], strategy="vote",
+                        strategy_options={"samples": 1})).joinpath("sample-000.jsonl").read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["sampler"]
+    old.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    refused = run("replay", str(old), "--rerun")
+    assert refused.exit_code == 1 and "without its own settings" in error_lines(refused.stderr)[0]
+    assert "answer: 4" in refused.stdout  # shown before the rerun is refused
+
+
 def test_replay_a_directory_of_samples_and_reject_other_files(recorded, tmp_path):
     folder = tmp_path / "multi"
     folder.mkdir()

@@ -126,6 +126,23 @@ def replay(trajectory: str, thinking: bool | None, rerun: bool, folder: str | No
             _rerun(path, header, recorded, folder)
 
 
+def rerun_strategy(path: Path, header: dict[str, Any]) -> str:
+    """How to re-drive one recorded sample: 'plain' (one bare call) or 'chain' (the state machine, under the
+    config in its header). A beam search's tree, a judge's or verifier's calls, and a sample of a
+    several-sample strategy recorded before samples kept their own settings cannot be: ReasonFailure."""
+    strategy = header.get("strategy")
+    if "beam" in header:
+        raise ReasonFailure(f"{path} is a beam search's tree, not one chain: --rerun re-drives chains and plain calls")
+    if header.get("role"):
+        raise ReasonFailure(f"{path} holds the {header['role']} calls of a {strategy} solve, not a chain: "
+                            "rerun its sample-*.jsonl files")
+    sampler = header.get("sampler")
+    if sampler is None and strategy not in ("chain", "plain"):
+        raise ReasonFailure(f"{path} is a {strategy} sample recorded without its own settings (by an older "
+                            "reason); it cannot be re-driven as it ran")
+    return "plain" if (sampler or strategy) == "plain" else "chain"
+
+
 def _rerun(path: Path, header: dict[str, Any], recorded: str | None, folder: str | None) -> None:
     from orchestrator.cli.render import LiveView
     from orchestrator.config import ReasonConfig
@@ -133,10 +150,10 @@ def _rerun(path: Path, header: dict[str, Any], recorded: str | None, folder: str
     from orchestrator.models.fake import ReplayModel
     from orchestrator.reasoner import Reasoner
 
+    strategy = rerun_strategy(path, header)
     config = {k: v for k, v in header.get("config", {}).items() if k in ReasonConfig.model_fields}
     budget = {k: v for k, v in header.get("budget", {}).items() if k in ("max_tokens", "max_usd",
                                                                         "max_seconds", "max_calls")}
-    strategy = "plain" if header.get("strategy") == "plain" else "chain"
     with user_errors():
         model = ReplayModel(path)
         reasoner = Reasoner(model, strategy, Budget(**budget), ReasonConfig(**config),

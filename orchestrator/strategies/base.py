@@ -59,14 +59,21 @@ class StrategyContext:
             return None
         return self.trajectory_dir.with_suffix(".jsonl") if self.single_file else self.trajectory_dir
 
+    def sample_header(self, config: ReasonConfig, sampler: str) -> dict[str, Any]:
+        """What a sample's trajectory header adds to the solve's: the config it ran under (the solve's, with
+        the strategy's per-sample overrides) and how it was drawn ('chain' of the state machine, or 'plain':
+        the bare question in one call), so `reason replay --rerun` can re-drive that one sample."""
+        return {"config": config.model_dump(), "sampler": sampler}
+
     def run_chain(self, sample: int, **overrides: Any) -> Run:
         """Run one chain of the state machine to its end. Config fields may be overridden per chain."""
         config = self.config.model_copy(update=overrides) if overrides else self.config
         sandbox = self.make_sandbox() if (config.tools and self.make_sandbox) else None
         run = Run(
             question=self.question, kind=self.kind, model=self.model, config=config,
-            trajectory=self.trajectory(sample), ledger=self.ledger, budget=self.budget, sandbox=sandbox,
-            on_event=self.on_event, stream_tokens=self.stream_tokens and self.parallel == 1, sample=sample,
+            trajectory=self.trajectory(sample, self.sample_header(config, "chain")), ledger=self.ledger,
+            budget=self.budget, sandbox=sandbox, on_event=self.on_event,
+            stream_tokens=self.stream_tokens and self.parallel == 1, sample=sample,
         )
         try:
             return run_machine(run)

@@ -21,8 +21,8 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     chain's first call is."""
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
-              trajectory=ctx.trajectory(sample), ledger=ctx.ledger, budget=ctx.budget, on_event=ctx.on_event,
-              sample=sample)
+              trajectory=ctx.trajectory(sample, ctx.sample_header(config, "plain")), ledger=ctx.ledger,
+              budget=ctx.budget, on_event=ctx.on_event, sample=sample)
     try:
         messages = [{"role": "user", "content": ctx.question}]
         seed = None if config.seed is None else config.seed + 1000 * sample
