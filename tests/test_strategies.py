@@ -424,6 +424,20 @@ def test_auto_vote_prices_more_samples_at_its_own_samples_not_the_first_chain():
     assert result.samples_used == 3 and result.details["stopped_by"] == "min_gain"
 
 
+def test_auto_projects_a_plain_sample_as_one_call():
+    # the first chain: two think calls, a review, a verdict (4 calls). A chain sample repeats the two think
+    # calls: 2 more samples need 4 calls, over a budget of 6. A plain sample is one call: 2 fit.
+    def run(sampler):
+        model = ScriptedModel(by_role(think=["Step 1: 3 apples to start.", "Step 2: add 6.\nFinal answer: 9"],
+                                      reflect="Reward: 0.9", verify="Verdict: CORRECT"))
+        return solve(model, "auto", {"sampler": sampler}, budget=Budget(max_calls=6))
+    chains = run("chain")
+    assert chains.samples_used == 1 and chains.details["auto"]["why"] == "the budget cannot pay for 2 samples"
+    plain = run("plain")
+    assert plain.details["auto"]["escalated_to"] == "vote" and plain.samples_used == 3
+    assert plain.usage.calls == 6 and plain.stop_reason == "budget_calls" and plain.answer == "9"
+
+
 def test_auto_does_not_escalate_without_budget_for_it():
     model = ScriptedModel(by_role(think=answers(8), reflect="Hmm.\nReward: 0.3", lesson="Lesson: reread."))
     result = solve(model, "auto", budget=Budget(max_calls=6))

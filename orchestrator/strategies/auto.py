@@ -23,8 +23,9 @@ independent re-solves agreed with were right 85% of the time, answers they split
 
 The escalation runs `samples` (6) more chains with the remaining budget, the first chain counting as a vote
 or candidate. It starts only if `min_escalation` (2) more samples are projected to fit (projected from the
-first chain: its think calls for a vote sample, all of it for a best-of-n sample); else the chain's answer
-is returned with `budget_<resource>`. `escalate` ('vote', 'best-of-n' or 'none') overrides the choice.
+first chain: its think calls for a vote sample, its first think call for a `sampler=plain` one, all of it
+for a best-of-n sample); else the chain's answer is returned with `budget_<resource>`. `escalate` ('vote',
+'best-of-n' or 'none') overrides the choice.
 The decision is recorded in `details['auto']`.
 """
 
@@ -56,8 +57,15 @@ def difficulty(run: Run, confident: float, reward_low: float, verifiable: bool, 
     return "medium" if reward >= reward_low else "hard"
 
 
-def sample_cost(ctx: StrategyContext, target: str) -> dict[str, float]:
-    """One escalation sample's projected cost from the first chain (only its think calls for a vote)."""
+def sample_cost(ctx: StrategyContext, target: str, first: Run) -> dict[str, float]:
+    """One escalation sample's projected cost from the first chain: all of it for best-of-n, its think calls
+    for a vote of chains, its first think call for a vote of bare calls (`sampler=plain`: one call, the
+    question without the system prompt, so it still errs high)."""
+    if target == "vote" and ctx.options.get("sampler") == "plain":
+        call = next((step.calls[0] for step in first.trajectory.steps if step.kind == "think" and step.calls), None)
+        if call is not None:
+            return {"calls": 1.0, "tokens": float(call.prompt_tokens + call.completion_tokens),
+                    "usd": call.cost_usd, "seconds": call.seconds}
     phases = ctx.ledger.by_phase()
     parts = [p for name, p in phases.items() if target == "best-of-n" or name in ("think", "answer")]
     parts = parts or list(phases.values())
@@ -89,7 +97,7 @@ def solve(ctx: StrategyContext) -> Outcome:
     checker = default_scorer(ctx) == "check"
     target = str(o.get("escalate") or ("best-of-n" if level == "hard" and checker else "vote"))  # checked above
     n = int(o.get("samples", 6))
-    cost = sample_cost(ctx, target)
+    cost = sample_cost(ctx, target, first)
     short = blocked(ctx, cost, running=int(o.get("min_escalation", 2)) - 1)
 
     def single(reason: str, why: str) -> Outcome:
