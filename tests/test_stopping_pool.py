@@ -201,7 +201,9 @@ def test_recorder_draws_a_problems_samples_together_in_batches(tmp_path):
 # --- the committed pool -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, temperature", [("stopping_pool.jsonl", 0.7), ("stopping_pool_t0.4.jsonl", 0.4),
                                                ("confidence_pool_t0.4.jsonl", 0.4),
-                                               ("confidence_pool_t0.4_101-150.jsonl", 0.4)])
+                                               ("confidence_pool_t0.4_101-150.jsonl", 0.4),
+                                               ("stopping_pool_t0.4_16.jsonl", 0.4),
+                                               ("stopping_pool_t0.4_16_101-150.jsonl", 0.4)])
 def test_committed_pools_are_well_formed_and_replay(name, temperature):
     path = POOL.parent / name
     if not path.exists():
@@ -335,3 +337,16 @@ def test_the_held_out_pool_holds_problems_101_to_150_of_the_draw():
     assert [r["id"] for r in held_out] == [p.id for p in draw[100:]]
     assert [r["gold"] for r in held_out] == [p.answer for p in draw[100:]]
     assert all(len(r["confidence"]) == 8 and all(r["confidence"]) for r in held_out)
+
+
+@pytest.mark.parametrize("grown, base", [("stopping_pool_t0.4_16.jsonl", "confidence_pool_t0.4.jsonl"),
+                                         ("stopping_pool_t0.4_16_101-150.jsonl", "confidence_pool_t0.4_101-150.jsonl")])
+def test_the_16_sample_pools_grew_from_the_8_sample_ones(grown, base):
+    """Seeds 8-15 were added by the recorder resuming a copy of the 8-sample pool: the first 8 samples of each
+    problem are the old pool's, unchanged, and every sample keeps its seed and token statistics."""
+    records, before = read_pool(POOL.parent / grown), read_pool(POOL.parent / base)
+    assert [r["id"] for r in records] == [r["id"] for r in before]
+    for r, old in zip(records, before, strict=True):
+        assert r["seeds"] == list(range(16)) and len(r["answers"]) == len(r["tokens"]) == 16
+        assert r["answers"][:8] == old["answers"] and r["tokens"][:8] == old["tokens"]
+        assert r["confidence"][:8] == old["confidence"] and all(r["confidence"])
