@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from orchestrator import states
-from orchestrator.errors import BudgetExceeded
+from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
 from orchestrator.run import Run
 from orchestrator.trajectory import Step
 
@@ -85,7 +85,11 @@ def next_state(state: State, step: Step, run: Run) -> State:
 
 
 def run_machine(run: Run) -> Run:
-    """Drive `run` from PLAN to STOP. The trajectory is on disk at every step, whatever happens."""
+    """Drive `run` from PLAN to STOP. The trajectory is on disk at every step, whatever happens.
+
+    A chain whose growing prompt no longer fits the model's context window stops with `context_length` and
+    the best answer it has (like a budget stop), so that one runaway sample of a vote does not end the
+    solve; if its very first call does not fit, that is an error and is raised."""
     state = State.PLAN if run.config.plan else State.THINK
     try:
         while state != State.STOP:
@@ -99,6 +103,11 @@ def run_machine(run: Run) -> Run:
                 run.stop("format_errors" if step.kind == "format_error" else "answered")
     except BudgetExceeded as e:
         run.stop(f"budget_{e.reason}", str(e))
+    except ContextLengthExceeded as e:
+        if not run.trajectory.steps:  # the question and instructions alone do not fit: an error, not a stop
+            run.stop("error", f"{type(e).__name__}: {e}")
+            raise
+        run.stop("context_length", str(e))  # the chain outgrew the window: stop with what it has
     except KeyboardInterrupt:
         run.stop("interrupted")
         raise

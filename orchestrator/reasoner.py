@@ -146,6 +146,7 @@ class Reasoner:
         except BaseException as e:
             # The trajectory is on disk whatever happened; callers (the CLI) name it in their error line.
             e.trajectory_path = str(ctx.trajectory_path) if ctx.trajectory_path else None  # type: ignore[attr-defined]
+            e.usage = ledger.totals()  # type: ignore[attr-defined]  # what the failed solve spent, for its accounting
             raise
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer

@@ -374,3 +374,22 @@ def test_lost_rows_are_rebuilt_from_the_trajectories(tmp_path):
     assert module.recover(out, arm, since="99999999") == []  # outside the time window
     with pytest.raises(SystemExit, match="several trajectories"):
         module.recover(out, f"{srv.model('m')}|vote|")
+
+
+def test_a_failed_solve_is_recorded_with_what_it_spent(tmp_path):
+    """A solve that raises after some calls (here the server goes away on the second) is an error row that
+    still counts the tokens and calls it spent, and names its trajectory."""
+    from orchestrator import Reasoner, ScriptedModel
+    from orchestrator.bench.arms import Arm
+    from orchestrator.bench.datasets import Problem
+    from orchestrator.bench.runner import solve_one
+
+    def gone(messages):
+        raise ConnectionError("server went away")
+
+    reasoner = Reasoner(ScriptedModel(["Step 1: count the apples.", gone]), runs_dir=tmp_path,
+                        config=ReasonConfig(reflect=False))
+    row = solve_one(reasoner, Arm("fake/scripted", "chain"), Problem("p1", "What is 3 + 6?", "9", "math"), 0)
+    assert row["stop_reason"] == "error" and "server went away" in row["error"] and row["correct"] is False
+    assert row["calls"] == 1 and row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    assert Path(row["trajectory"]).is_file()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Budget, ReasonConfig, Reasoner, ReplayModel, ScriptedModel, load_trajectory
+from orchestrator.errors import ContextLengthExceeded
 from orchestrator.machine import State, next_state
 from orchestrator.trajectory import Step
 
@@ -193,6 +194,37 @@ def test_provider_error_propagates_and_trajectory_records_it(tmp_path):
     _, steps, end = load_trajectory(path)
     assert [s.kind for s in steps] == ["plan"]
     assert end["stop_reason"] == "error" and "server went away" in end["error"]
+
+
+def overflowing(reply: str, steps: int):
+    """A scripted reply function whose context window, like a provider's, refuses a prompt that holds more
+    than `steps` of its earlier replies (a prompt of any other size fits)."""
+    def answer(messages):
+        if "".join(str(m["content"]) for m in messages).count(reply.strip()) > steps:
+            raise ContextLengthExceeded(f"the prompt holds more than {steps} long steps")
+        return reply
+    return answer
+
+
+def test_a_chain_that_outgrows_the_context_window_stops_with_what_it_has(tmp_path):
+    # every think step is long and unfinished (a model repeating itself to the length cap): the prompt grows
+    # until the model refuses it; the chain stops, its trajectory says why, and nothing is raised
+    model = ScriptedModel(overflowing("Let me reconsider the sheep once more. " * 40, 2))
+    result = Reasoner(model, runs_dir=tmp_path, config=ReasonConfig(reflect=False)).solve(Q)
+    assert result.stop_reason == "context_length" and result.answer is None
+    assert "more than 2 long steps" in result.error and kinds(result) == ["think"] * 3
+    _, steps, end = load_trajectory(result.trajectory_path)
+    assert len(steps) == 3 and end["stop_reason"] == "context_length" and "2 long steps" in end["error"]
+
+
+def test_a_first_call_that_does_not_fit_is_an_error(tmp_path):
+    def refuse(messages):
+        raise ContextLengthExceeded("the prompt does not fit")
+
+    with pytest.raises(ContextLengthExceeded):
+        Reasoner(ScriptedModel(refuse), runs_dir=tmp_path).solve(Q)
+    _, steps, end = load_trajectory(next(tmp_path.glob("*.jsonl")))
+    assert steps == [] and end["stop_reason"] == "error"
 
 
 @pytest.fixture

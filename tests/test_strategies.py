@@ -438,6 +438,41 @@ def test_auto_projects_a_plain_sample_as_one_call():
     assert plain.usage.calls == 6 and plain.stop_reason == "budget_calls" and plain.answer == "9"
 
 
+def test_a_vote_sample_that_outgrows_the_context_does_not_end_the_vote():
+    # sample 1 rambles until its prompt no longer fits; it stops (context_length), the vote goes on
+    from orchestrator.errors import ContextLengthExceeded
+
+    rambling = "Hmm, let me think again about the apples. " * 30
+    replies = iter(["Final answer: 9", rambling, rambling, "Final answer: 9"])
+
+    def reply(messages):
+        if "".join(str(m["content"]) for m in messages).count(rambling.strip()) > 1:
+            raise ContextLengthExceeded("the prompt does not fit")
+        return next(replies)
+
+    result = solve(ScriptedModel(reply), "vote", {"samples": 3, "rule": "none"})
+    assert result.answer == "9" and result.stop_reason == "limit" and result.samples_used == 3
+    stops = [s["stop_reason"] for s in result.details["samples"]]
+    assert stops == ["answered", "context_length", "answered"] and result.details["order"] == ["9", None, "9"]
+
+
+def test_a_beam_path_that_outgrows_the_context_is_a_dead_end_not_a_crash():
+    from orchestrator.errors import ContextLengthExceeded
+
+    rambling = "Step: the apples again, slowly. " * 30
+    scripted = by_role(think=rambling, reflect="Fine so far.\nReward: 0.9")
+
+    def reply(messages):
+        if "".join(str(m["content"]) for m in messages).count(rambling.strip()) > 2:
+            raise ContextLengthExceeded("the prompt does not fit")
+        return scripted(messages)
+
+    result = solve(ScriptedModel(reply), "beam", {"width": 1, "branch": 1, "max_depth": 5})
+    assert result.stop_reason == "limit" and result.answer is None
+    depths = [n["depth"] for n in result.details["tree"]]
+    assert max(depths) == 3 and result.details["backoffs"] > 0  # depth 3 no longer fits: backed off, then gave up
+
+
 def test_auto_does_not_escalate_without_budget_for_it():
     model = ScriptedModel(by_role(think=answers(8), reflect="Hmm.\nReward: 0.3", lesson="Lesson: reread."))
     result = solve(model, "auto", budget=Budget(max_calls=6))

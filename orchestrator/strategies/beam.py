@@ -34,7 +34,7 @@ from typing import Any
 
 from orchestrator import states
 from orchestrator.answers import extract_answer
-from orchestrator.errors import BudgetExceeded
+from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Step, Trajectory
@@ -131,6 +131,10 @@ class Beam:
                     node.candidate.verified = verify.verdict
         except BudgetExceeded as e:
             node.stopped = f"budget_{e.reason}"
+        except ContextLengthExceeded:
+            if node.parent is None or node.parent.parent is None:  # the question alone does not fit
+                raise
+            node.score = 0.0  # its path no longer fits the context window: a dead end, not the search's end
         return node
 
     def record(self, node: Node) -> None:
