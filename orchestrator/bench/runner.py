@@ -26,6 +26,7 @@ from orchestrator.bench.datasets import Problem
 from orchestrator.bench.lanes import Finished, Lane, Task
 from orchestrator.bench.scorers import score
 from orchestrator.errors import ConfigError
+from orchestrator.ledger import Totals
 from orchestrator.models import get_model, provider_of
 from orchestrator.models.base import ChatModel
 from orchestrator.reasoner import Reasoner
@@ -104,11 +105,10 @@ def solve_one(reasoner: Reasoner, arm: Arm, problem: Problem, seed: int | None) 
     try:
         result = reasoner.solve(problem.question)
     except Exception as e:  # noqa: BLE001 - one problem's failure must not end the benchmark; it is recorded
-        spent = getattr(e, "usage", None)  # what the solve spent before it failed (`Reasoner.solve` attaches it)
+        spent = getattr(e, "usage", None) or Totals()  # what the solve spent (`Reasoner.solve` attaches it)
         row.update(correct=False, predicted=None, stop_reason="error", error=f"{type(e).__name__}: {e}",
-                   seconds=time.monotonic() - start, prompt_tokens=spent.prompt_tokens if spent else 0,
-                   completion_tokens=spent.completion_tokens if spent else 0,
-                   cost_usd=spent.cost_usd if spent else 0.0, calls=spent.calls if spent else 0,
+                   seconds=time.monotonic() - start, prompt_tokens=spent.prompt_tokens,
+                   completion_tokens=spent.completion_tokens, cost_usd=spent.cost_usd, calls=spent.calls,
                    trajectory=getattr(e, "trajectory_path", None))
         return row
     u = result.usage

@@ -132,7 +132,7 @@ class Beam:
         except BudgetExceeded as e:
             node.stopped = f"budget_{e.reason}"
         except ContextLengthExceeded:
-            if node.parent is None or node.parent.parent is None:  # the question alone does not fit
+            if not run.trajectory.steps:  # nothing before the call but the question: as `run_machine`, an error
                 raise
             node.score = 0.0  # its path no longer fits the context window: a dead end, not the search's end
         return node
