@@ -39,6 +39,7 @@ _NUMBER = re.compile(  # number, optional "/ number", optional percent, then the
     rf"^([-+]?(?:{NUM}))(?:\s*/\s*([-+]?(?:{NUM})))?(?:\s*(?:%|percent\b))?(\s*)(.*)$", re.IGNORECASE
 )
 _LAST_NUMBER = re.compile(rf"(?:(?<![\w)\]])-)?(?:{NUM})(?:/\d+(?:\.\d+)?)?")
+_STEP_LABEL = re.compile(r"(?im)^[\s*#>-]*(?:(?:step|part|case)\s*\d+\s*[:.)-]?|\d+[.)](?=\s))")
 _TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _ANSWER_LINE = re.compile(
     r"(?:final\s+answer|\banswer)\s*[:：]\s*(.*)$"
@@ -75,10 +76,17 @@ def guess_kind(question: str) -> str:
     return "text"
 
 
-def extract_answer(output: str, kind: str = "auto") -> Answer | None:
-    """The final answer in `output`, or None when there is none. `kind` 'auto' infers it from the output."""
+def extract_answer(output: str, kind: str = "auto", strict: bool = False) -> Answer | None:
+    """The final answer in `output`, or None when there is none. `kind` 'auto' infers it from the output.
+    `strict`: only an answer the text states (a tag, `\\boxed`, an answer line), never the last number or line:
+    for text that was cut off or stopped mid-chain, where the last number is a step's, not an answer."""
     if not output or not output.strip():
         return None
+    if strict and kind in ("math", "text", "auto"):
+        span = _tag(output) or _boxed(output) or _answer_line(output)
+        if span is None or "```" in span:
+            return None
+        output = f"Final answer: {span}"
     if "</think>" in output:  # reasoning models: the answer follows the thinking
         found = _extract(output.rsplit("</think>", 1)[1], kind)
         if found is not None:
@@ -100,7 +108,7 @@ def _extract(output: str, kind: str) -> Answer | None:
         if span is not None and "```" not in span:
             span = _math_value(span) if kind == "math" else span
         elif kind == "math":
-            numbers = _LAST_NUMBER.findall(output)
+            numbers = _LAST_NUMBER.findall(_STEP_LABEL.sub(" ", output))  # "Step 3:" is a label, not a result
             span = numbers[-1] if numbers else None
         else:
             lines = [ln for ln in output.splitlines() if re.search(r"\d\s*[-+*/×÷]", ln)]

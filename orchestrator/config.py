@@ -49,8 +49,10 @@ class ReasonConfig(BaseModel):
     problems.)"""
     resolve_samples: int = Field(4, ge=1, le=32)
     """Independent re-solves per `resolve` verification."""
-    tools: bool = False
-    """Let the model run Python in the sandbox mid-thought."""
+    tools: bool | None = None
+    """Let the model run Python in the sandbox (mid-thought, and to solve or check as a program). None: on
+    wherever the sandbox can start (for `local`, bubblewrap is installed), else off with one notice saying how
+    to install it."""
     native_tools: bool = True
     """Offer the interpreter as a native tool (function calling) to models whose provider has it; off, or
     for models without it, the model writes ```python fences that we run (every model can do that)."""

@@ -17,7 +17,7 @@ from orchestrator.errors import ConfigError
 
 TEMPLATES = (
     "system", "question", "plan", "think", "reflect", "verify", "lesson", "observation", "format_error",
-    "judge", "check", "verify_code",
+    "judge", "check", "verify_code", "program", "program_error",
 )
 
 

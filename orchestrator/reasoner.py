@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -14,13 +15,37 @@ from typing import Any
 
 from orchestrator.answers import guess_kind
 from orchestrator.config import ReasonConfig
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, ReasonError
 from orchestrator.ledger import Budget, Ledger, Totals
 from orchestrator.models import DEFAULT_MODEL, get_model
 from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.run import EventHandler
-from orchestrator.strategies import StrategyContext, get_strategy
+from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
 from orchestrator.trajectory import Step, default_runs_dir
+
+log = logging.getLogger("reason")
+_SANDBOX_PROBES: dict[str, str | None] = {}
+_lock = threading.Lock()
+
+
+def sandbox_problem(kind: str) -> str | None:
+    """Why the `kind` sandbox cannot run code here (None: it can), probed once per process by starting it."""
+    with _lock:
+        if kind not in _SANDBOX_PROBES:
+            from orchestrator.tools import get_sandbox
+
+            try:
+                with get_sandbox(kind) as sandbox:
+                    result = sandbox.run("print(6 * 7)")
+                _SANDBOX_PROBES[kind] = None if result.stdout.strip() == "42" else (
+                    f"a test program did not run ({result.error or result.exit_reason})")
+            except (ReasonError, OSError) as e:  # a sandbox that cannot start, a missing dependency
+                _SANDBOX_PROBES[kind] = str(e)
+            if _SANDBOX_PROBES[kind] is not None:
+                hint = " (install bubblewrap: `apt-get install bubblewrap`)" if kind == "local" else ""
+                log.warning("reason: the %s code sandbox is unavailable: %s%s; answering without running code "
+                            "(--no-tools silences this)", kind, _SANDBOX_PROBES[kind], hint)
+        return _SANDBOX_PROBES[kind]
 
 
 @dataclass
@@ -43,7 +68,11 @@ class Result:
     phases: dict[str, Totals] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    verified: bool | None = None  # the answer's last check (verify_by): True passed, False failed, None none/tie
+    verified: bool | None = None
+    """True: independent evidence supports the answer (a program we ran, re-solves or samples that agree);
+    False: a check refuted it; None: unverified (no check, a tie, or only the model's own review passed it)."""
+    evidence: str | None = None
+    """What the answer rests on, in words ('a program and a prose solution agree', '3 of 4 answers ...')."""
 
     def to_dict(self, calls: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's `--json` output); `calls=True` keeps prompts and raw outputs."""
@@ -51,7 +80,7 @@ class Result:
         return {
             "question": self.question, "answer": self.answer, "normalized": self.normalized, "kind": self.kind,
             "model": self.model, "strategy": self.strategy, "stop_reason": self.stop_reason,
-            "verified": self.verified,
+            "verified": self.verified, "evidence": self.evidence,
             "usage": {
                 "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
                 "reasoning_tokens": usage["completion_tokens"], "cached_tokens": usage["cached_tokens"],
@@ -71,7 +100,7 @@ class Reasoner:
     def __init__(
         self,
         model: str | ChatModel = DEFAULT_MODEL,
-        strategy: str = "chain",
+        strategy: str = DEFAULT_STRATEGY,
         budget: Budget | None = None,
         config: ReasonConfig | None = None,
         *,
@@ -89,6 +118,8 @@ class Reasoner:
         get_strategy(strategy)  # fail early on a bad name
         updates = {k: v for k, v in {"tools": tools, "sandbox": sandbox}.items() if v is not None}
         self.config = (config or ReasonConfig()).model_copy(update=updates)
+        if self.config.tools is None:  # on wherever the sandbox can start; else one notice and no code
+            self.config = self.config.model_copy(update={"tools": sandbox_problem(self.config.sandbox) is None})
         self.strategy = strategy
         self.budget = budget or Budget()
         self.model = model if isinstance(model, ChatModel) else get_model(
@@ -150,6 +181,7 @@ class Reasoner:
             raise
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer
+        verified, evidence = judge_evidence(outcome)
         return Result(
             question=question, answer=answer.answer if answer else None,
             normalized=answer.normalized if answer else None, kind=kind, model=self.model.name,
@@ -157,7 +189,7 @@ class Reasoner:
             trajectory_path=str(ctx.trajectory_path) if ctx.trajectory_path else None,
             seconds=time.monotonic() - start, samples_used=outcome.samples_used,
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
-            error=outcome.error, verified=answer.verified if answer else None,
+            error=outcome.error, verified=verified, evidence=evidence,
         )
 
     async def asolve(self, question: str, on_event: EventHandler | None = None) -> Result:
@@ -207,6 +239,36 @@ class Reasoner:
         self.model.close()
 
 
-def solve(question: str, model: str = DEFAULT_MODEL, strategy: str = "chain", **kwargs: Any) -> Result:
+CHECKS = {"program": "a program solving it again agrees", "resolve": "independent re-solves agree"}
+
+
+def judge_evidence(outcome: Outcome) -> tuple[bool | None, str | None]:
+    """Whether the answer is verified, and what it rests on. Only independent evidence verifies: a program we
+    ran, re-solves or samples that agree. The model's own review passing its chain does not (it passes nearly
+    every wrong answer of a small model), so that answer is reported unverified."""
+    answer = outcome.answer
+    if answer is None:
+        return None, None
+    found = outcome.details.get("evidence")
+    if isinstance(found, dict):
+        return answer.verified, str(found.get("summary"))
+    votes = outcome.details.get("votes")
+    if isinstance(votes, dict) and votes:
+        counted = sum(votes.values())
+        best = max(votes.values())
+        return (True if answer.verified else None), f"{best} of {counted} samples agree"
+    run = next((r for r in outcome.runs if r.final is not None and r.final.normalized == answer.normalized),
+               outcome.runs[0] if outcome.runs else None)
+    how = run.verification if run is not None and run.config.verify else None
+    if answer.verified is True and how in CHECKS:
+        return True, CHECKS[how]
+    if answer.verified is True:
+        return None, "only the model's own review passed it (not an independent check)"
+    if answer.verified is False:
+        return False, f"its check ({how or 'review'}) failed"
+    return None, "no check supports it"
+
+
+def solve(question: str, model: str = DEFAULT_MODEL, strategy: str = DEFAULT_STRATEGY, **kwargs: Any) -> Result:
     """One-shot convenience: `Reasoner(model, strategy, **kwargs).solve(question)`."""
     return Reasoner(model, strategy, **kwargs).solve(question)

@@ -199,7 +199,10 @@ class Run:
 
         for step in reversed(self.trajectory.steps):
             if step.kind == "think" and not step.abandoned:
-                found = extract_answer(step.text, self.kind)
+                # only an answer the step states, never its last number (a step label, an intermediate
+                # result); a reply cut off at the length cap proposed nothing
+                cut = bool(step.calls) and step.calls[-1].finish_reason == "length"
+                found = None if cut else extract_answer(step.text, self.kind, strict=True)
                 if found is not None:
                     self.candidates.append(Candidate(found.text, found.normalized, 0.0, None, step.attempt))
                 return

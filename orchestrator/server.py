@@ -39,12 +39,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from orchestrator.config import ReasonConfig
+from orchestrator.strategies import DEFAULT_STRATEGY, STRATEGIES
 from orchestrator.errors import ConfigError, ContextLengthExceeded, MissingDependency, MissingKey
 from orchestrator.errors import Cancelled, ModelUnavailable, ProviderError, ReasonError
 from orchestrator.ledger import Budget
 from orchestrator.models import DEFAULT_MODEL, ChatModel, get_model, provider_of
 from orchestrator.reasoner import Reasoner, Result
-from orchestrator.strategies import STRATEGIES
 from orchestrator.trajectory import Step
 
 CONFIG_KEYS = ("max_steps", "max_attempts", "max_extra_steps", "plan", "reflect", "verify", "reflect_every",
@@ -156,8 +156,8 @@ class SolveStream(StreamingResponse):
 class ReasonAPI:
     """The server's state: settings, the cache of model adapters, and the request handlers."""
 
-    def __init__(self, api_key: str | None = None, model: str = DEFAULT_MODEL, strategy: str = "chain",
-                 runs_dir: str | Path | None = None, tools: bool = False, sandbox: str = "local") -> None:
+    def __init__(self, api_key: str | None = None, model: str = DEFAULT_MODEL, strategy: str = DEFAULT_STRATEGY,
+                 runs_dir: str | Path | None = None, tools: bool | None = None, sandbox: str = "local") -> None:
         self.api_key, self.default_model, self.default_strategy = api_key, model, strategy
         self.runs_dir, self.tools, self.sandbox = runs_dir, tools, sandbox
         self.models: dict[str, ChatModel] = {}

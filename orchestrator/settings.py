@@ -5,7 +5,7 @@ Command-line flags override it; it overrides the built-in defaults. `[endpoints.
 belong to the HTTP adapter (`endpoint/NAME` models) and are kept as they are.
 
     model = "openai/gpt-4o-mini"
-    strategy = "chain"
+    strategy = "crosscheck"
     max_usd = 0.05
     tools = true
 """
@@ -31,7 +31,7 @@ class Settings(BaseModel):
 
     model: str | None = None
     """Model name used when `-m` is not given (built-in default: the embedded `local/qwen2.5-coder-1.5b`)."""
-    strategy: str = "chain"
+    strategy: str = "crosscheck"
     """Strategy used when `-s` is not given (`reason models` and `reason --help` list them)."""
     max_tokens: int | None = Field(None, ge=1)
     """Token budget of one run (prompt + completion, all calls)."""
@@ -41,7 +41,7 @@ class Settings(BaseModel):
     """Wall-clock budget of one run."""
     max_calls: int | None = Field(None, ge=1)
     """Model-call budget of one run."""
-    tools: bool = False
+    tools: bool | None = None
     """Let the model run Python in the sandbox mid-thought."""
     sandbox: str = "local"
     """Sandbox for tools and `reason exec`: `local` (bubblewrap), `local-unsafe` or `e2b`."""

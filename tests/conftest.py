@@ -24,3 +24,14 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("REASON_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _tools_off_unless_asked(monkeypatch):
+    """Tests that name no `tools` run without the interpreter, as if the sandbox were unavailable, so that a
+    test does not depend on whether this machine has bubblewrap. Tests of the default (on where the sandbox
+    works) clear this with `monkeypatch.setattr(reasoner, "_SANDBOX_PROBES", {})`."""
+    from orchestrator import reasoner
+
+    monkeypatch.setattr(reasoner, "_SANDBOX_PROBES", dict.fromkeys(("local", "local-unsafe", "e2b"),
+                                                                   "turned off in tests that do not ask for it"))

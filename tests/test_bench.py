@@ -387,7 +387,7 @@ def test_a_failed_solve_is_recorded_with_what_it_spent(tmp_path):
     def gone(messages):
         raise ConnectionError("server went away")
 
-    reasoner = Reasoner(ScriptedModel(["Step 1: count the apples.", gone]), runs_dir=tmp_path,
+    reasoner = Reasoner(ScriptedModel(["Step 1: count the apples.", gone]), "chain", runs_dir=tmp_path,
                         config=ReasonConfig(reflect=False))
     row = solve_one(reasoner, Arm("fake/scripted", "chain"), Problem("p1", "What is 3 + 6?", "9", "math"), 0)
     assert row["stop_reason"] == "error" and "server went away" in row["error"] and row["correct"] is False

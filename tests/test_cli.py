@@ -26,7 +26,7 @@ REASON = Path(sys.executable).parent / "reason"
 
 
 def record(folder: Path, script: list[str], question: str = Q, **kw) -> str:
-    result = Reasoner(ScriptedModel(script), runs_dir=folder, **kw).solve(question)
+    result = Reasoner(ScriptedModel(script), "chain", runs_dir=folder, **kw).solve(question)
     assert result.trajectory_path
     return result.trajectory_path
 

@@ -20,7 +20,7 @@ PLAN = "Facts: 17 sheep; all but 9 run away. Asked: sheep left."
 
 def solve(script, config=None, budget=None, **kw):
     model = ScriptedModel(script)
-    result = Reasoner(model, config=config or ReasonConfig(plan=True), budget=budget, **kw).solve(Q)
+    result = Reasoner(model, "chain", config=config or ReasonConfig(plan=True), budget=budget, **kw).solve(Q)
     return result, model
 
 
@@ -73,7 +73,8 @@ def test_failed_verification_writes_a_lesson_that_reaches_the_next_attempt():
     assert [s.attempt for s in result.steps][:6] == [0, 0, 0, 0, 0, 1]
     second_attempt_question = model.calls[5][1]["content"]
     assert "'all but N' means N remain" in second_attempt_question
-    assert result.answer == "9" and result.verified is True
+    # the model's own review passing the answer is not an independent check: reported unverified
+    assert result.answer == "9" and result.verified is None and "own review" in result.evidence
 
 
 def test_an_answer_that_failed_its_check_says_so_when_attempts_run_out():
@@ -93,7 +94,7 @@ def test_low_final_reward_fails_the_attempt_and_best_answer_is_kept_when_attempt
 def test_budget_stop_mid_chain_returns_best_so_far():
     script = [PLAN, "Final answer: 9", "Hmm.\nReward: 0.6"] + ["Step: still thinking about it."] * 50
     model = ScriptedModel(script)
-    result = Reasoner(model, config=ReasonConfig(plan=True), budget=Budget(max_calls=6)).solve(Q)
+    result = Reasoner(model, "chain", config=ReasonConfig(plan=True), budget=Budget(max_calls=6)).solve(Q)
     assert result.stop_reason == "budget_calls"
     assert result.usage.calls == 6 and len(model.calls) == 6
     assert result.answer == "9"  # the answer proposed before the budget ran out
@@ -103,7 +104,7 @@ def test_budget_stop_mid_chain_returns_best_so_far():
 
 def test_token_budget_is_never_overrun_by_more_than_one_call():
     model = ScriptedModel(["word " * 50], repeat_last=True)
-    result = Reasoner(model, budget=Budget(max_tokens=1000)).solve(Q)
+    result = Reasoner(model, "chain", budget=Budget(max_tokens=1000)).solve(Q)
     assert result.stop_reason == "budget_tokens"
     per_call = max(s.tokens for s in result.steps if s.calls)
     assert result.usage.total_tokens <= 1000 + per_call
@@ -129,7 +130,7 @@ def test_a_call_is_priced_like_the_calls_of_its_phase():
 
 def test_usd_budget_uses_the_models_price():
     model = ScriptedModel(["word " * 20], repeat_last=True, usd_per_token=0.001)
-    result = Reasoner(model, budget=Budget(max_usd=0.5)).solve(Q)
+    result = Reasoner(model, "chain", budget=Budget(max_usd=0.5)).solve(Q)
     assert result.stop_reason == "budget_usd"
     assert 0.3 < result.usage.cost_usd <= 0.5 + 0.2
 
@@ -177,7 +178,7 @@ def test_reflection_on_a_schedule():
 
 def test_events_stream_in_order_and_stream_api():
     script = [PLAN, "Final answer: 9", "Reward: 0.9", "Verdict: CORRECT"]
-    reasoner = Reasoner(ScriptedModel(script), config=ReasonConfig(plan=True))
+    reasoner = Reasoner(ScriptedModel(script), "chain", config=ReasonConfig(plan=True))
     events = list(reasoner.stream(Q))
     assert [k for k, _ in events] == ["step"] * 5 + ["result"]
     assert events[-1][1].answer == "9"
@@ -189,7 +190,7 @@ def test_provider_error_propagates_and_trajectory_records_it(tmp_path):
 
     model = ScriptedModel([PLAN, boom])
     with pytest.raises(ConnectionError):
-        Reasoner(model, runs_dir=tmp_path, config=ReasonConfig(plan=True)).solve(Q)
+        Reasoner(model, "chain", runs_dir=tmp_path, config=ReasonConfig(plan=True)).solve(Q)
     (path,) = list(tmp_path.glob("*.jsonl"))
     _, steps, end = load_trajectory(path)
     assert [s.kind for s in steps] == ["plan"]
@@ -210,7 +211,7 @@ def test_a_chain_that_outgrows_the_context_window_stops_with_what_it_has(tmp_pat
     # every think step is long and unfinished (a model repeating itself to the length cap): the prompt grows
     # until the model refuses it; the chain stops, its trajectory says why, and nothing is raised
     model = ScriptedModel(overflowing("Let me reconsider the sheep once more. " * 40, 2))
-    result = Reasoner(model, runs_dir=tmp_path, config=ReasonConfig(reflect=False)).solve(Q)
+    result = Reasoner(model, "chain", runs_dir=tmp_path, config=ReasonConfig(reflect=False)).solve(Q)
     assert result.stop_reason == "context_length" and result.answer is None
     assert "more than 2 long steps" in result.error and kinds(result) == ["think"] * 3
     _, steps, end = load_trajectory(result.trajectory_path)
@@ -222,7 +223,7 @@ def test_a_first_call_that_does_not_fit_is_an_error(tmp_path):
         raise ContextLengthExceeded("the prompt does not fit")
 
     with pytest.raises(ContextLengthExceeded):
-        Reasoner(ScriptedModel(refuse), runs_dir=tmp_path).solve(Q)
+        Reasoner(ScriptedModel(refuse), "chain", runs_dir=tmp_path).solve(Q)
     _, steps, end = load_trajectory(next(tmp_path.glob("*.jsonl")))
     assert steps == [] and end["stop_reason"] == "error"
 
@@ -243,7 +244,7 @@ def test_ctrl_c_leaves_a_valid_trajectory(tmp_path, sigint):
     model = ScriptedModel([PLAN, "Step 1: 9 stay.", interrupt])
     assert threading.current_thread() is threading.main_thread()
     with pytest.raises(KeyboardInterrupt):
-        Reasoner(model, runs_dir=tmp_path, config=ReasonConfig(plan=True, reflect_every=1)).solve(Q)
+        Reasoner(model, "chain", runs_dir=tmp_path, config=ReasonConfig(plan=True, reflect_every=1)).solve(Q)
     (path,) = list(tmp_path.glob("*.jsonl"))
     lines = [json.loads(line) for line in Path(path).read_text().splitlines()]
     assert lines[0]["type"] == "header" and lines[-1]["type"] == "end"
@@ -285,7 +286,7 @@ def test_replay_reproduces_a_saved_run_offline():
     script = [PLAN, "Step 1: 17 - 9 = 8.", "Step 2: 8.", "Step 3: 8.", "Wrong.\nReward: 0.1",
               "Final answer: 9", "Reward: 0.9", "Verdict: CORRECT"]
     first, _ = solve(script)
-    replayed = Reasoner(ReplayModel(first.trajectory_path), config=ReasonConfig(plan=True)).solve(Q)
+    replayed = Reasoner(ReplayModel(first.trajectory_path), "chain", config=ReasonConfig(plan=True)).solve(Q)
     assert kinds(replayed) == kinds(first)
     assert replayed.answer == first.answer == "9"
 
@@ -386,7 +387,7 @@ def test_resolve_verification_wins_the_final_vote_when_attempts_run_out():
 def test_resolve_verification_checks_the_budget_for_all_its_calls_before_drawing_any():
     script = ["Final answer: 9", "Reward: 0.9"] + ["9"] * 4
     model = ScriptedModel(script)
-    result = Reasoner(model, config=RESOLVE, budget=Budget(max_calls=4)).solve(Q)
+    result = Reasoner(model, "chain", config=RESOLVE, budget=Budget(max_calls=4)).solve(Q)
     assert result.stop_reason == "budget_calls" and len(model.calls) == 2  # 2 + 4 would overrun 4
     assert result.answer == "9"
 
@@ -394,5 +395,5 @@ def test_resolve_verification_checks_the_budget_for_all_its_calls_before_drawing
 def test_a_run_verified_by_re_solves_replays_offline(tmp_path):
     script = ["Final answer: 9", "Reward: 0.9", "9", "9", "8", "9"]
     result, _ = solve(script, RESOLVE, runs_dir=tmp_path)
-    replayed = Reasoner(ReplayModel(result.trajectory_path), config=RESOLVE).solve(Q)
+    replayed = Reasoner(ReplayModel(result.trajectory_path), "chain", config=RESOLVE).solve(Q)
     assert replayed.answer == result.answer and kinds(replayed) == kinds(result)

@@ -22,6 +22,8 @@ VARIABLES = {
     "judge": {"solution": "Step 1: 2 + 2 = 4.", "answer": "4"},
     "check": {"answer": "4"},
     "verify_code": {},
+    "program": {},
+    "program_error": {"error": "NameError: name 'x' is not defined"},
 }
 
 

@@ -35,7 +35,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> str:
-    result = Reasoner(ScriptedModel(SCRIPT), runs_dir=tmp_path_factory.mktemp("recorded")).solve(Q)
+    result = Reasoner(ScriptedModel(SCRIPT), "chain", runs_dir=tmp_path_factory.mktemp("recorded")).solve(Q)
     return str(result.trajectory_path)
 
 

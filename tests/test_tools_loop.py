@@ -20,7 +20,7 @@ def test_code_runs_mid_thought_and_its_output_is_fed_back():
               "Step 2: the output is 832040.\nFinal answer: 832040", "Correct.\nReward: 0.9",
               "```python\nx, y = 1, 1\nfor _ in range(28):\n    x, y = y, x + y\nprint(y)\n```"]
     model = ScriptedModel(script)
-    result = Reasoner(model, config=ReasonConfig(tools=True)).solve(Q)
+    result = Reasoner(model, "chain", config=ReasonConfig(tools=True)).solve(Q)
     assert [s.kind for s in result.steps] == ["think", "act", "think", "reflect", "verify", "answer"]
     act = result.steps[1]
     assert act.code and "832040" in act.observation and act.error is None
@@ -38,7 +38,7 @@ def test_state_persists_between_code_steps_and_errors_trigger_reflection():
               "The code failed on a typo.\nReward: 0.7", "Final answer: 42", "Reward: 0.9",
               "```python\nprint(41 + 1)\n```"]
     model = ScriptedModel(script)
-    result = Reasoner(model, config=ReasonConfig(tools=True)).solve("What is 41 + 1?")
+    result = Reasoner(model, "chain", config=ReasonConfig(tools=True)).solve("What is 41 + 1?")
     kinds = [s.kind for s in result.steps]
     assert kinds[:5] == ["think", "act", "think", "act", "reflect"]
     second = result.steps[3]
@@ -48,7 +48,7 @@ def test_state_persists_between_code_steps_and_errors_trigger_reflection():
 
 def test_without_tools_code_is_just_text():
     script = [CODE + "\nFinal answer: 832040", "Reward: 0.9", "Verdict: CORRECT"]
-    result = Reasoner(ScriptedModel(script), config=ReasonConfig(tools=False)).solve(Q)
+    result = Reasoner(ScriptedModel(script), "chain", config=ReasonConfig(tools=False)).solve(Q)
     assert "act" not in [s.kind for s in result.steps]
 
 
@@ -61,7 +61,7 @@ def test_verification_solves_again_as_a_program_that_never_sees_the_chain():
               "Lesson: recompute the subtraction.", "Step 1: 36 - 5 = 31.\nFinal answer: 31", "Reward: 0.9",
               "```python\nprint(3 * 12 - 5)\n```"]
     model = ScriptedModel(script)
-    result = Reasoner(model, config=ReasonConfig(tools=True)).solve(PUZZLE)
+    result = Reasoner(model, "chain", config=ReasonConfig(tools=True)).solve(PUZZLE)
     assert [s.kind for s in result.steps] == ["think", "reflect", "verify", "lesson", "think", "reflect", "verify",
                                               "answer"]
     first, second = result.steps[2], result.steps[6]
@@ -74,7 +74,7 @@ def test_verification_solves_again_as_a_program_that_never_sees_the_chain():
 
 def test_a_check_program_that_keeps_failing_leaves_the_answer_unverified_not_refuted():
     script = ["Final answer: 31", "Reward: 0.9", "```python\nprint(eggs)\n```", "I cannot write code today."]
-    result = Reasoner(ScriptedModel(script), config=ReasonConfig(tools=True)).solve(PUZZLE)
+    result = Reasoner(ScriptedModel(script), "chain", config=ReasonConfig(tools=True)).solve(PUZZLE)
     assert [s.kind for s in result.steps] == ["think", "reflect", "format_error", "verify", "answer"]
     assert "NameError" in result.steps[2].error and result.steps[3].verdict is None
     assert (result.answer, result.stop_reason) == ("31", "answered")
@@ -110,7 +110,7 @@ def test_native_tool_call_runs_in_the_sandbox_and_its_result_goes_back_as_a_tool
     with serve(replies=NATIVE_SCRIPT) as srv:
         model = _native_model(provider, srv)
         assert model.supports_tools
-        result = Reasoner(model, config=ReasonConfig(tools=True)).solve(Q)
+        result = Reasoner(model, "chain", config=ReasonConfig(tools=True)).solve(Q)
         bodies = [r.body for r in srv.posts()]
     assert [s.kind for s in result.steps] == ["think", "act", "think", "reflect", "verify", "answer"]
     assert result.steps[0].tool_call_id == "call_1" and result.steps[0].code == FIB
@@ -131,7 +131,7 @@ def test_native_tool_call_runs_in_the_sandbox_and_its_result_goes_back_as_a_tool
                    for b in blocks)
     assert "Output of your Python code" not in second  # the output is sent once, as the tool result
     # The trajectory replays offline, tool calls included.
-    replayed = Reasoner(ReplayModel(result.trajectory_path), config=ReasonConfig(tools=True)).solve(Q)
+    replayed = Reasoner(ReplayModel(result.trajectory_path), "chain", config=ReasonConfig(tools=True)).solve(Q)
     assert [s.kind for s in replayed.steps] == [s.kind for s in result.steps] and replayed.answer == "832040"
 
 
@@ -140,7 +140,7 @@ def test_native_call_with_unreadable_arguments_is_a_format_error_fed_back():
                                           "function": {"name": "python", "arguments": "{not json"}}]}
     script = [bad, "Final answer: 832040", "Reward: 0.9", f"```python\n{FIB}\n```"]
     model = ScriptedModel(script, supports_tools=True)
-    result = Reasoner(model, config=ReasonConfig(tools=True)).solve(Q)
+    result = Reasoner(model, "chain", config=ReasonConfig(tools=True)).solve(Q)
     assert [s.kind for s in result.steps][:2] == ["format_error", "think"]
     assert "not valid JSON" in model.calls[1][-1]["content"] and result.answer == "832040"
 
@@ -148,7 +148,7 @@ def test_native_call_with_unreadable_arguments_is_a_format_error_fed_back():
 def test_native_tools_off_falls_back_to_fenced_code():
     script = [CODE, "Final answer: 832040", "Reward: 0.9", f"```python\n{FIB}\n```"]
     model = ScriptedModel(script, supports_tools=True)
-    result = Reasoner(model, config=ReasonConfig(tools=True, native_tools=False)).solve(Q)
+    result = Reasoner(model, "chain", config=ReasonConfig(tools=True, native_tools=False)).solve(Q)
     assert [s.kind for s in result.steps][:2] == ["think", "act"] and result.steps[0].tool_call_id is None
     assert "```python" in model.calls[0][0]["content"]  # the system prompt teaches the fence protocol
 
@@ -158,6 +158,6 @@ def test_a_tie_between_a_refuted_answer_and_the_programs_result_goes_to_the_prog
     program = "```python\nprint(1 + 3 * 1 + 0.5 + 3 / 2 + 2)\n```"
     script = ["Final answer: 8.5", "Reward: 1.0", program, "Lesson: add again.",
               "Final answer: 8.5", "Reward: 1.0", program, "Lesson: add again."]
-    result = Reasoner(ScriptedModel(script), config=ReasonConfig(tools=True)).solve("How many hours in all?")
+    result = Reasoner(ScriptedModel(script), "chain", config=ReasonConfig(tools=True)).solve("How many hours in all?")
     assert [s.verdict for s in result.steps if s.kind == "verify"] == [False, False]
     assert result.answer == "8.0" and result.normalized == "8"

@@ -39,7 +39,7 @@ def read_question(words: tuple[str, ...]) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("question", nargs=-1)
 @click.option("-m", "--model", help="Model name (`reason models` lists them). Default: config, else local.")
-@click.option("-s", "--strategy", help="Strategy: chain (default), plain, and others from `reason models`.")
+@click.option("-s", "--strategy", help="Strategy: crosscheck (default), plain, chain, vote, best-of-n, beam, auto.")
 @click.option("-S", "--strategy-option", "strategy_options", nargs=2, multiple=True, metavar="KEY VALUE",
               help="A strategy option, e.g. -S samples 5 (values parsed as JSON when possible).")
 @click.option("-o", "--option", "options", nargs=2, multiple=True, metavar="KEY VALUE",

@@ -157,11 +157,18 @@ class LiveView:
         """The closing line: stop reason, usage, time, and where the trajectory is."""
         u = result.usage
         style = "green" if result.answer is not None else "red"
-        # The check is whatever verify_by ran: the model's own review (weak on small models), a program, re-solves.
-        checked = {True: (" · passed its check", "green"), False: (" · failed its check", "yellow")}
+        # Verified only by independent evidence (a program we ran, agreeing samples), never the model's review.
+        if result.answer is None:
+            checked = ("", "")
+        elif result.verified is True:
+            checked = (f" · verified: {result.evidence}", "green")
+        elif result.verified is False:
+            checked = (f" · check failed: {result.evidence}", "yellow")
+        else:
+            checked = (f" · unverified: {result.evidence or 'no check supports it'}", "yellow")
         self.console.print(Text.assemble(
             (result.stop_reason, style),
-            checked.get(result.verified, ("", "")),
+            checked,
             (f" · {len(result.steps)} steps · {u.calls} calls · {u.total_tokens:,} tokens · ${u.cost_usd:.4f}"
              f" · {result.seconds:.1f}s", "dim"),
         ))

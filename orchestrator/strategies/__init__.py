@@ -8,7 +8,10 @@ from collections.abc import Callable
 from orchestrator.errors import ConfigError
 from orchestrator.strategies.base import Outcome, StrategyContext
 
+DEFAULT_STRATEGY = "crosscheck"
+
 STRATEGIES: dict[str, str] = {
+    "crosscheck": "orchestrator.strategies.crosscheck",
     "chain": "orchestrator.strategies.chain",
     "plain": "orchestrator.strategies.plain",
     "vote": "orchestrator.strategies.vote",
@@ -18,6 +21,8 @@ STRATEGIES: dict[str, str] = {
 }
 
 DESCRIPTIONS: dict[str, str] = {
+    "crosscheck": "the default: a prose answer and a program run in the sandbox; agree: done, else more rounds "
+                  "until one answer leads (verified only when independent solutions agree)",
     "chain": "one run of the reasoning state machine",
     "plain": "a single direct call, no reasoning scaffold (the baseline)",
     "vote": "self-consistency: sample cheap chains, majority answer, stop once the majority is stable",
@@ -34,4 +39,4 @@ def get_strategy(name: str) -> Callable[[StrategyContext], Outcome]:
     return importlib.import_module(STRATEGIES[name]).solve
 
 
-__all__ = ["DESCRIPTIONS", "STRATEGIES", "Outcome", "StrategyContext", "get_strategy"]
+__all__ = ["DEFAULT_STRATEGY", "DESCRIPTIONS", "STRATEGIES", "Outcome", "StrategyContext", "get_strategy"]

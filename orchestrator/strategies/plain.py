@@ -32,7 +32,7 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
             ctx.ledger.record(c, "think")
         call = Call.from_completion(messages, c)
         step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
-        found = extract_answer(c.text, ctx.kind)
+        found = extract_answer(c.text, ctx.kind, strict=c.finish_reason == "length")  # cut off: stated only
         if found is not None:
             step.answer, step.normalized = found.text, found.normalized
             run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
