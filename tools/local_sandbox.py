@@ -88,7 +88,9 @@ class LocalSandbox(Sandbox):
         started = time.perf_counter()
         argv, cwd = self._jailed_command() if self.isolated else self._unsandboxed_command()
         self._stderr = tempfile.TemporaryFile()
-        env = None if self.isolated else {**self._env(cwd), MARKER: self._marker}
+        # bwrap itself gets the sandbox's environment too, not ours: it stays in the jail as pid 1, whose
+        # /proc/1/environ the code can read when the sandbox runs as the caller's own uid.
+        env = self._jail_env() if self.isolated else {**self._env(cwd), MARKER: self._marker}
         pipe = subprocess.PIPE
         self._proc = subprocess.Popen(
             argv, stdin=pipe, stdout=pipe, stderr=self._stderr, cwd=cwd, env=env, start_new_session=True
@@ -138,7 +140,7 @@ class LocalSandbox(Sandbox):
     def _jailed_command(self) -> tuple[list[str], str]:
         assert self.bwrap is not None
         base = Path(sys.base_prefix).resolve()
-        python = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+        python = interpreter()
         site_dirs = [Path(p).resolve() for p in site.getsitepackages() if Path(p).is_dir()]
         site_dirs = [p for p in site_dirs if not p.is_relative_to(base)]
         mounts = MountPlan()
@@ -183,7 +185,7 @@ class LocalSandbox(Sandbox):
         else:
             argv += ["--unshare-user", "--disable-userns"]
         argv += [*mounts.args, "--chdir", "/tmp", "--clearenv"]
-        for key, value in self._env("/tmp", extra_path=f"{python.parent}:").items():
+        for key, value in self._jail_env().items():
             argv += ["--setenv", key, value]
         argv += ["--", *drop, str(python), "-I", str(INSIDE / SERVER.name), json.dumps(server_config)]
         return argv, "/"
@@ -197,6 +199,10 @@ class LocalSandbox(Sandbox):
     @staticmethod
     def _env(home: str, extra_path: str = "") -> dict[str, str]:
         return {"HOME": home, "TMPDIR": home, "PATH": f"{extra_path}/usr/local/bin:/usr/bin:/bin", **ENV}
+
+    @classmethod
+    def _jail_env(cls) -> dict[str, str]:
+        return cls._env("/tmp", extra_path=f"{interpreter().parent}:")
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -274,6 +280,11 @@ class MountPlan:
                 self.dirs.add(parent)
         self.dirs.add(dest)
         self.args += ["--ro-bind", str(source), str(dest)]
+
+
+def interpreter() -> Path:
+    """The base Python executable (not the venv's link to it), which the jail mounts."""
+    return Path(getattr(sys, "_base_executable", sys.executable)).resolve()
 
 
 def kill_marked(marker: str) -> None:

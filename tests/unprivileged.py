@@ -1,0 +1,41 @@
+"""How the tests run code as an unprivileged user, which is how users run `reason`.
+
+As root the sandbox drops to a uid of its own; as anyone else it runs as the caller's uid in a user
+namespace, so the two paths must both be tested. From root the second one is reached with `setpriv`
+(a real unprivileged uid) when the interpreter is readable by others, else with a user namespace
+that maps us to uid 1000 (`unshare --user --map-user=1000 --map-group=1000`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+
+UID = 1000
+
+
+@functools.cache
+def unprivileged_prefix() -> tuple[list[str] | None, str]:
+    """The argv prefix that runs a command unprivileged (None if that cannot be arranged), and how."""
+    if os.geteuid() != 0:
+        return [], f"already unprivileged (uid {os.geteuid()})"
+    smoke = "from orchestrator.tools.local_sandbox import LocalSandbox as S\nwith S() as s: assert s.run('1').ok"
+    setpriv, unshare = shutil.which("setpriv"), shutil.which("unshare")
+    candidates = []
+    if setpriv:
+        candidates.append(([setpriv, f"--reuid={UID}", f"--regid={UID}", "--clear-groups"], f"setpriv uid {UID}"))
+    if unshare:
+        mapping = [unshare, "--user", f"--map-user={UID}", f"--map-group={UID}"]
+        candidates.append((mapping, f"a user namespace as uid {UID}"))
+    for prefix, how in candidates:
+        # It must be able to run our Python and start a sandbox (which needs a user namespace of its own).
+        started = subprocess.run([*prefix, sys.executable, "-c", smoke], check=False, capture_output=True, timeout=60)
+        if started.returncode == 0:
+            return prefix, how
+    return None, (
+        "cannot start the sandbox as an unprivileged user here (no setpriv/unshare, the interpreter is not "
+        "readable by others, or unprivileged user namespaces are off)"
+    )
