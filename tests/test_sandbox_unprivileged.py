@@ -68,3 +68,16 @@ def test_sandboxed_code_cannot_see_the_hosts_environment(user: str) -> None:
     assert "PATH" in seen["os.environ"] and "HOME" in seen["os.environ"]  # what the interpreter needs
     if user == "unprivileged":  # the sandbox runs as our own uid there: pid 1 (bwrap) is readable
         assert not seen["/proc/1/environ"].startswith("unreadable"), seen["/proc/1/environ"]
+
+
+@needs_bwrap
+def test_the_containment_suite_passes_as_an_unprivileged_user() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("this run is already unprivileged, so it is the unprivileged run")
+    prefix, how = unprivileged_prefix()
+    if prefix is None:
+        pytest.skip(how)
+    suite = ["tests/test_sandbox.py", "tests/test_sandbox_hardening.py"]
+    argv = [*prefix, sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "not slow", *suite]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"as {how}:\n{done.stdout[-4000:]}"

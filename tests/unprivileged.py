@@ -39,3 +39,19 @@ def unprivileged_prefix() -> tuple[list[str] | None, str]:
         "cannot start the sandbox as an unprivileged user here (no setpriv/unshare, the interpreter is not "
         "readable by others, or unprivileged user namespaces are off)"
     )
+
+
+def mapped_to_host_root() -> bool:
+    """Whether we are a non-root uid in a user namespace that maps us to the host's root, which
+    RLIMIT_NPROC never binds (the `unshare --map-user` fallback above)."""
+    if os.geteuid() == 0:
+        return False
+    try:
+        lines = open("/proc/self/uid_map").read().split("\n")
+    except OSError:
+        return False
+    for line in filter(None, lines):
+        inside, outside, count = (int(part) for part in line.split())
+        if inside <= os.geteuid() < inside + count:
+            return outside + os.geteuid() - inside == 0
+    return False
