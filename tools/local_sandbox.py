@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from orchestrator.errors import MissingDependency
+from orchestrator.tools.cgroup import cgroup_of, in_scope, oom_killed, scope_env
 from orchestrator.tools.frames import HEADER, ProtocolError, check_ready, decode, encode, parse_reply
 from orchestrator.tools.jail import SERVER, bwrap_command, jail_env, session_env
 from orchestrator.tools.sandbox import STATE_LOST, ExecResult, Sandbox, SandboxConfig, SandboxError
@@ -66,6 +67,9 @@ class LocalSandbox(Sandbox):
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._lost = False  # the previous session was killed or died; the next call says so
         self._requests = 0  # requests sent, so each reply can be matched to its request
+        self.scoped = False  # whether the session runs in a cgroup of its own (see cgroup.py)
+        self._scopes_failed = False  # a session failed to start in a scope: start them without one
+        self._cgroup: Path | None = None
         self._marker = ""  # unsandboxed: an environment variable value that tags the session's processes
 
     @property
@@ -85,6 +89,8 @@ class LocalSandbox(Sandbox):
         # bwrap itself gets the sandbox's environment too, not ours: it stays in the jail as pid 1, whose
         # /proc/1/environ the code can read when the sandbox runs as the caller's own uid.
         env = jail_env() if self.isolated else {**session_env(cwd), MARKER: self._marker}
+        if self.scoped:
+            env |= scope_env()  # for systemd-run only: it hands the jail `jail_env()` alone
         pipe = subprocess.PIPE
         passed = () if self._filter is None else (self._filter.fileno(),)
         self._proc = subprocess.Popen(
@@ -96,9 +102,14 @@ class LocalSandbox(Sandbox):
         except (TimeoutError, EOFError, ProtocolError) as exc:
             detail = self._stderr_text()
             self._kill()
+            if self.scoped:  # the service manager let us make a scope but not run in it: do without
+                self._scopes_failed = True
+                self._close_filter()
+                return self.start()
             raise SandboxError(f"the sandbox did not start ({type(exc).__name__}): {detail}") from None
         finally:
             self._close_filter()
+        self._cgroup = cgroup_of(self._proc.pid) if self.scoped else None
         self.start_seconds = time.perf_counter() - started
 
     def run(self, code: str, timeout: float | None = None) -> ExecResult:
@@ -112,16 +123,19 @@ class LocalSandbox(Sandbox):
             self._send({"id": self._requests, "code": code, "wall": wall, "cpu": self.config.cpu_seconds})
             reply = parse_reply(self._receive(time.monotonic() + wall + KILL_GRACE), self._requests)
         except (TimeoutError, EOFError, BrokenPipeError, ProtocolError) as exc:  # no (true) answer: kill it
+            out_of_memory = oom_killed(self._cgroup)  # read before the scope goes with the session
             status, timed_out = self._reset(), isinstance(exc, TimeoutError)
-            what = f"Timeout: killed after {wall:g} s (wall-clock limit)"
+            what, reason = f"Timeout: killed after {wall:g} s (wall-clock limit)", "timeout"
             if isinstance(exc, ProtocolError):  # the code wrote to the server's reply pipe, say
-                what = f"Crash: the interpreter sent {exc}"
+                what, reason = f"Crash: the interpreter sent {exc}", "crashed"
+            elif out_of_memory:
+                what, reason = f"Memory limit: the session used more than {self.config.memory_mb} MB", "memory_limit"
             elif not timed_out:
-                what = f"Crash: the interpreter process died ({status})"
+                what, reason = f"Crash: the interpreter process died ({status})", "crashed"
             return ExecResult(
                 error=f"{what}; {STATE_LOST}",
                 duration=time.perf_counter() - started,
-                exit_reason="timeout" if timed_out else "crashed",
+                exit_reason=reason,
                 session_restarted=restarted,
             )
         result = ExecResult(**reply, session_restarted=restarted)
@@ -150,7 +164,10 @@ class LocalSandbox(Sandbox):
             self._filter.write(program)
             self._filter.seek(0)
         fd = None if self._filter is None else self._filter.fileno()
-        return bwrap_command(self.bwrap, self.config, self.uid or 0, fd), "/"
+        argv = bwrap_command(self.bwrap, self.config, self.uid or 0, fd)
+        scoped = None if self._scopes_failed else in_scope(argv, self.config, jail_env())
+        self.scoped = scoped is not None
+        return scoped or argv, "/"
 
     def _close_filter(self) -> None:
         if self._filter is not None:
