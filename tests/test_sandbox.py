@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,9 +24,9 @@ import pytest
 from orchestrator.errors import ConfigError, MissingDependency
 from orchestrator.tools import PYTHON_TOOL, ExecResult, SandboxConfig, extract_code_blocks, get_sandbox
 from orchestrator.tools.local_sandbox import KILL_GRACE, SANDBOX_UIDS, LocalSandbox
+from sandbox_support import needs_bwrap
 
 REPO = Path(__file__).resolve().parents[1]
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 LIMITS = SandboxConfig(wall_timeout=4, cpu_seconds=2)
 
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import ast
 import errno
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from orchestrator.tools import SandboxConfig
 from orchestrator.tools.local_sandbox import LocalSandbox
-from unprivileged import mapped_to_host_root
+from sandbox_support import mapped_to_host_root, needs_bwrap
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 LIMITS = SandboxConfig(wall_timeout=10, cpu_seconds=5, scratch_mb=24, max_processes=24)
 FILL = """
 def fill(folder):

@@ -6,7 +6,6 @@ case it is for and is skipped, saying why, in the other.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,8 @@ import pytest
 
 from orchestrator.tools import SandboxConfig
 from orchestrator.tools.local_sandbox import LocalSandbox
+from sandbox_support import needs_bwrap
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 LIMITS = SandboxConfig(memory_mb=256, wall_timeout=20, cpu_seconds=10, scratch_mb=16)
 CHILDREN = """
 import subprocess, sys

@@ -10,17 +10,15 @@ import ast
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from unprivileged import unprivileged_prefix
+from sandbox_support import needs_bwrap, unprivileged_prefix
 
 REPO = Path(__file__).resolve().parents[1]
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 SNOOP = """
 import os
 seen = {"os.environ": repr(dict(os.environ))}
