@@ -34,6 +34,7 @@ from orchestrator.tools.seccomp import no_new_userns_filter
 # session's fork bomb cannot use up another's processes. The range is above the ones that systemd
 # (containers, up to 1878982656) and sssd (up to 2000200000) hand out, and below 2**31.
 SANDBOX_UIDS = range(2_100_000_000, 2_100_000_000 + 2**24)
+SHARED_UID = 65534  # nobody
 START_TIMEOUT = 10.0
 KILL_GRACE = 2.0  # seconds past the wall-clock limit before the server is killed unanswered
 NO_BWRAP = (
@@ -239,12 +240,25 @@ class LocalSandbox(Sandbox):
 
 
 def free_uid() -> int:
-    """A uid from SANDBOX_UIDS that no process on this machine runs as."""
+    """A uid from SANDBOX_UIDS that no process on this machine runs as (or `nobody`, see below)."""
+    if not (mapped(SANDBOX_UIDS, "uid_map") and mapped(SANDBOX_UIDS, "gid_map")):
+        # Root in a container whose user namespace maps only some ids (rootless podman maps 65536):
+        # `nobody` is mapped there, but shared by every session, RLIMIT_NPROC included.
+        return SHARED_UID
     for _ in range(100):
         uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
         if not uid_in_use(uid):
             return uid
     raise SandboxError("no free sandbox uid found")  # 100 misses in 16 million: something is wrong
+
+
+def mapped(ids: range, table: str) -> bool:
+    """Whether every id in `ids` is mapped in this process's user namespace (/proc/self/uid_map)."""
+    try:
+        rows = [line.split() for line in Path(f"/proc/self/{table}").read_text().splitlines()]
+    except OSError:
+        return True  # no user namespaces: every id exists
+    return any(int(inside) <= ids.start and ids.stop <= int(inside) + int(count) for inside, _, count in rows)
 
 
 def uid_in_use(uid: int) -> bool:
