@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from orchestrator import Reasoner, ReasonConfig, ReplayModel, ScriptedModel, load_trajectory
+from sandbox_support import needs_bwrap
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+pytestmark = needs_bwrap
 
 Q = "What is the 30th Fibonacci number (F1 = F2 = 1)?"
 CODE = "Step 1: compute it.\n```python\na, b = 1, 1\nfor _ in range(28):\n    a, b = b, a + b\nprint(b)\n```\n"

@@ -1,12 +1,8 @@
 """LocalSandbox: the REPL server (`repl_server.py`) jailed by bubblewrap, under resource limits.
 
-The jail: new pid, net (loopback only), ipc, uts and mount namespaces; read-only /usr, a few /etc
-files, the Python installation and the current environment's site-packages; a private size-capped
-tmpfs as /tmp, HOME and working directory; nothing of the home directory or the project checkout.
-Run as root, bwrap drops to an unprivileged uid (setpriv) because the kernel ignores RLIMIT_NPROC for
-uid 0, even inside a user namespace. The server sets the rlimits itself before it runs any code;
-the parent enforces the wall-clock limit and kills the whole sandbox when it is passed.
-References: bubblewrap(1); Flatpak's and Codex CLI's bwrap sandboxes (the same mount layout idea).
+The jail itself is built in `jail.py`. The server sets the rlimits itself before it runs any code; the
+parent enforces the wall-clock limit and kills the whole sandbox when it is passed. Every frame the
+server sends is untrusted input: the code in the jail can write to the same pipe.
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ import secrets
 import select
 import shutil
 import signal
-import site
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,27 +23,26 @@ from pathlib import Path
 from typing import IO, Any
 
 from orchestrator.errors import MissingDependency
+from orchestrator.tools.cgroup import cgroup_of, in_scope, oom_killed, scope_env
+from orchestrator.tools.frames import HEADER, ProtocolError, check_ready, decode, encode, parse_reply
+from orchestrator.tools.jail import SERVER, bwrap_command, jail_env, session_env
 from orchestrator.tools.sandbox import STATE_LOST, ExecResult, Sandbox, SandboxConfig, SandboxError
 from orchestrator.tools.sandbox import wall_seconds
+from orchestrator.tools.seccomp import no_new_userns_filter
 
-SERVER = Path(__file__).with_name("repl_server.py")
-INSIDE = Path("/opt/reason")  # where the server and extra site-packages appear in the sandbox
-SANDBOX_UID = 65534  # nobody
+# As root, each session runs as a uid of its own, so that RLIMIT_NPROC (counted per uid) is its own: one
+# session's fork bomb cannot use up another's processes. The range is above the ones that systemd
+# (containers, up to 1878982656) and sssd (up to 2000200000) hand out, and below 2**31.
+SANDBOX_UIDS = range(2_100_000_000, 2_100_000_000 + 2**24)
+SHARED_UID = 65534  # nobody
 START_TIMEOUT = 10.0
 KILL_GRACE = 2.0  # seconds past the wall-clock limit before the server is killed unanswered
-HEADER = struct.Struct(">I")
-ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "nsswitch.conf", "hosts",
-       "fonts")
-NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-REPLY_FIELDS = ("stdout", "stderr", "result", "error", "duration", "truncated", "exit_reason")
 NO_BWRAP = (
     "bubblewrap not found: apt-get install bubblewrap, or pass allow_unsandboxed=True / "
     "--sandbox local-unsafe to run with resource limits only"
 )
 AUTO = "auto"
 MARKER = "REASON_SANDBOX_SESSION"
-ENV = {"LANG": "C.UTF-8", "USER": "sandbox", "MPLBACKEND": "Agg",
-       "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # one BLAS thread: big pools break RLIMIT_AS
 
 
 class LocalSandbox(Sandbox):
@@ -61,17 +54,23 @@ class LocalSandbox(Sandbox):
         *,
         allow_unsandboxed: bool = False,
         bwrap: str | None = AUTO,
-        uid: int = SANDBOX_UID,
+        uid: int | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
         self.allow_unsandboxed = allow_unsandboxed
         self.bwrap = shutil.which("bwrap") if bwrap == AUTO else bwrap
-        self.uid = uid
+        self.fixed_uid = uid
+        self.uid = uid  # as root: the uid the session runs as (by default a fresh one each session); else None
         self.start_seconds = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
+        self._filter: IO[bytes] | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._lost = False  # the previous session was killed or died; the next call says so
+        self._requests = 0  # requests sent, so each reply can be matched to its request
+        self.scoped = False  # whether the session runs in a cgroup of its own (see cgroup.py)
+        self._scopes_failed = False  # a session failed to start in a scope: start them without one
+        self._cgroup: Path | None = None
         self._marker = ""  # unsandboxed: an environment variable value that tags the session's processes
 
     @property
@@ -88,17 +87,30 @@ class LocalSandbox(Sandbox):
         started = time.perf_counter()
         argv, cwd = self._jailed_command() if self.isolated else self._unsandboxed_command()
         self._stderr = tempfile.TemporaryFile()
-        env = None if self.isolated else {**self._env(cwd), MARKER: self._marker}
+        # bwrap itself gets the sandbox's environment too, not ours: it stays in the jail as pid 1, whose
+        # /proc/1/environ the code can read when the sandbox runs as the caller's own uid.
+        env = jail_env() if self.isolated else {**session_env(cwd), MARKER: self._marker}
+        if self.scoped:
+            env |= scope_env()  # for systemd-run only: it hands the jail `jail_env()` alone
         pipe = subprocess.PIPE
+        passed = () if self._filter is None else (self._filter.fileno(),)
         self._proc = subprocess.Popen(
-            argv, stdin=pipe, stdout=pipe, stderr=self._stderr, cwd=cwd, env=env, start_new_session=True
+            argv, stdin=pipe, stdout=pipe, stderr=self._stderr, cwd=cwd, env=env, start_new_session=True,
+            pass_fds=passed,
         )
         try:
-            self._receive(time.monotonic() + START_TIMEOUT)
-        except (TimeoutError, EOFError, ValueError) as exc:
+            check_ready(self._receive(time.monotonic() + START_TIMEOUT))
+        except (TimeoutError, EOFError, ProtocolError) as exc:
             detail = self._stderr_text()
             self._kill()
+            if self.scoped:  # the service manager let us make a scope but not run in it: do without
+                self._scopes_failed = True
+                self._close_filter()
+                return self.start()
             raise SandboxError(f"the sandbox did not start ({type(exc).__name__}): {detail}") from None
+        finally:
+            self._close_filter()
+        self._cgroup = cgroup_of(self._proc.pid) if self.scoped else None
         self.start_seconds = time.perf_counter() - started
 
     def run(self, code: str, timeout: float | None = None) -> ExecResult:
@@ -107,20 +119,27 @@ class LocalSandbox(Sandbox):
         self.start()
         wall = wall_seconds(self.config, timeout)
         started = time.perf_counter()
+        self._requests += 1
         try:
-            self._send({"code": code, "wall": wall, "cpu": self.config.cpu_seconds})
-            reply = self._receive(time.monotonic() + wall + KILL_GRACE)
-        except (TimeoutError, EOFError, BrokenPipeError, ValueError) as exc:  # no answer: kill it
+            self._send({"id": self._requests, "code": code, "wall": wall, "cpu": self.config.cpu_seconds})
+            reply = parse_reply(self._receive(time.monotonic() + wall + KILL_GRACE), self._requests)
+        except (TimeoutError, EOFError, BrokenPipeError, ProtocolError) as exc:  # no (true) answer: kill it
+            out_of_memory = oom_killed(self._cgroup)  # read before the scope goes with the session
             status, timed_out = self._reset(), isinstance(exc, TimeoutError)
-            what = f"Timeout: killed after {wall:g} s (wall-clock limit)"
-            what = what if timed_out else f"Crash: the interpreter process died ({status})"
+            what, reason = f"Timeout: killed after {wall:g} s (wall-clock limit)", "timeout"
+            if isinstance(exc, ProtocolError):  # the code wrote to the server's reply pipe, say
+                what, reason = f"Crash: the interpreter sent {exc}", "crashed"
+            elif out_of_memory:
+                what, reason = f"Memory limit: the session used more than {self.config.memory_mb} MB", "memory_limit"
+            elif not timed_out:
+                what, reason = f"Crash: the interpreter process died ({status})", "crashed"
             return ExecResult(
                 error=f"{what}; {STATE_LOST}",
                 duration=time.perf_counter() - started,
-                exit_reason="timeout" if timed_out else "crashed",
+                exit_reason=reason,
                 session_restarted=restarted,
             )
-        result = ExecResult(**{k: reply[k] for k in REPLY_FIELDS}, session_restarted=restarted)
+        result = ExecResult(**reply, session_restarted=restarted)
         if result.exit_reason in ("timeout", "cpu_limit"):
             # Processes it started may still be running (a fork bomb's are): start clean next time.
             self._reset()
@@ -137,56 +156,24 @@ class LocalSandbox(Sandbox):
 
     def _jailed_command(self) -> tuple[list[str], str]:
         assert self.bwrap is not None
-        base = Path(sys.base_prefix).resolve()
-        python = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-        site_dirs = [Path(p).resolve() for p in site.getsitepackages() if Path(p).is_dir()]
-        site_dirs = [p for p in site_dirs if not p.is_relative_to(base)]
-        mounts = MountPlan()
-        mounts.ro_bind(Path("/usr"))
-        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            path = Path("/", name)
-            if path.is_symlink():
-                mounts.args += ["--symlink", os.readlink(path), str(path)]
-            elif path.is_dir():
-                mounts.ro_bind(path)
-        for name in ETC:
-            mounts.args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        mounts.args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.config.scratch_mb * 2**20)]
-        mounts.args += ["--perms", "1777", "--tmpfs", "/tmp"]
-        mounts.dirs |= {Path("/proc"), Path("/dev"), Path("/tmp")}
-        if not base.is_relative_to("/usr"):
-            mounts.ro_bind(base)
-        if not (python.is_relative_to(base) or python.is_relative_to("/usr")):
-            mounts.ro_bind(python)
-        inside_sites = [INSIDE / f"site-{i}" for i in range(len(site_dirs))]
-        for outside, inside in zip(site_dirs, inside_sites, strict=True):
-            mounts.ro_bind(outside, inside)
-        mounts.ro_bind(SERVER, INSIDE / SERVER.name)
-        # A venv that hides the base interpreter's site-packages must hide them in here too.
-        base_sites = [
-            p for p in sys.path if p.endswith("-packages") and Path(p).resolve().is_relative_to(base)
-        ]
-        server_config = {
-            "limits": asdict(self.config),
-            "site_dirs": [str(p) for p in inside_sites],
-            "drop_base_site": not base_sites,
-        }
-        argv = [self.bwrap, "--die-with-parent", "--new-session", *NAMESPACES]
-        drop: list[str] = []
+        self.uid = None
         if os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None or not setpriv.startswith("/usr/"):
-                raise MissingDependency("setpriv not found under /usr: apt-get install util-linux")
-            argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-            ids = f"--reuid={self.uid} --regid={self.uid} --clear-groups"
-            drop = [setpriv, *f"{ids} --inh-caps=-all --bounding-set=-all --no-new-privs --".split()]
-        else:
-            argv += ["--unshare-user", "--disable-userns"]
-        argv += [*mounts.args, "--chdir", "/tmp", "--clearenv"]
-        for key, value in self._env("/tmp", extra_path=f"{python.parent}:").items():
-            argv += ["--setenv", key, value]
-        argv += ["--", *drop, str(python), "-I", str(INSIDE / SERVER.name), json.dumps(server_config)]
-        return argv, "/"
+            self.uid = self.fixed_uid if self.fixed_uid is not None else free_uid()
+        program = no_new_userns_filter()
+        if program is not None:
+            self._filter = tempfile.TemporaryFile()
+            self._filter.write(program)
+            self._filter.seek(0)
+        fd = None if self._filter is None else self._filter.fileno()
+        argv = bwrap_command(self.bwrap, self.config, self.uid or 0, fd)
+        scoped = None if self._scopes_failed else in_scope(argv, self.config, jail_env())
+        self.scoped = scoped is not None
+        return scoped or argv, "/"
+
+    def _close_filter(self) -> None:
+        if self._filter is not None:
+            self._filter.close()
+            self._filter = None
 
     def _unsandboxed_command(self) -> tuple[list[str], str]:
         self._scratch = tempfile.TemporaryDirectory(prefix="reason-sandbox-")
@@ -194,22 +181,16 @@ class LocalSandbox(Sandbox):
         server_config = {"limits": asdict(self.config), "site_dirs": []}
         return [sys.executable, "-I", str(SERVER), json.dumps(server_config)], self._scratch.name
 
-    @staticmethod
-    def _env(home: str, extra_path: str = "") -> dict[str, str]:
-        return {"HOME": home, "TMPDIR": home, "PATH": f"{extra_path}/usr/local/bin:/usr/bin:/bin", **ENV}
-
     def _send(self, message: dict[str, Any]) -> None:
         assert self._proc is not None and self._proc.stdin is not None
-        data = json.dumps(message).encode("utf-8")
-        self._proc.stdin.write(HEADER.pack(len(data)) + data)
+        self._proc.stdin.write(encode(message))
         self._proc.stdin.flush()
 
     def _receive(self, deadline: float) -> dict[str, Any]:
-        header = self._read_exact(HEADER.size, deadline)
-        (size,) = HEADER.unpack(header)
+        (size,) = HEADER.unpack(self._read_exact(HEADER.size, deadline))
         if size > 16 * 2**20 + 16 * self.config.max_output_chars:
-            raise ValueError(f"reply of {size} bytes is larger than any the server sends")
-        return json.loads(self._read_exact(size, deadline))
+            raise ProtocolError(f"a frame of {size:,} bytes, larger than any the server sends")
+        return decode(self._read_exact(size, deadline))
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
         assert self._proc is not None and self._proc.stdout is not None
@@ -258,22 +239,38 @@ class LocalSandbox(Sandbox):
         return describe_exit(code)
 
 
-class MountPlan:
-    """bwrap mount arguments; creates each new mount point's parents as traversable (0755) dirs."""
+def free_uid() -> int:
+    """A uid from SANDBOX_UIDS that no process on this machine runs as (or `nobody`, see below)."""
+    if not (mapped(SANDBOX_UIDS, "uid_map") and mapped(SANDBOX_UIDS, "gid_map")):
+        # Root in a container whose user namespace maps only some ids (rootless podman maps 65536):
+        # `nobody` is mapped there, but shared by every session, RLIMIT_NPROC included.
+        return SHARED_UID
+    for _ in range(100):
+        uid = SANDBOX_UIDS[secrets.randbelow(len(SANDBOX_UIDS))]
+        if not uid_in_use(uid):
+            return uid
+    raise SandboxError("no free sandbox uid found")  # 100 misses in 16 million: something is wrong
 
-    def __init__(self) -> None:
-        self.args: list[str] = []
-        self.dirs: set[Path] = {Path("/")}
 
-    def ro_bind(self, source: Path, dest: Path | None = None) -> None:
-        """Bind `source` read-only at `dest` (default: the same path)."""
-        dest = dest or source
-        for parent in reversed(dest.parents):
-            if parent not in self.dirs:
-                self.args += ["--perms", "0755", "--dir", str(parent)]
-                self.dirs.add(parent)
-        self.dirs.add(dest)
-        self.args += ["--ro-bind", str(source), str(dest)]
+def mapped(ids: range, table: str) -> bool:
+    """Whether every id in `ids` is mapped in this process's user namespace (/proc/self/uid_map)."""
+    try:
+        rows = [line.split() for line in Path(f"/proc/self/{table}").read_text().splitlines()]
+    except OSError:
+        return True  # no user namespaces: every id exists
+    return any(int(inside) <= ids.start and ids.stop <= int(inside) + int(count) for inside, _, count in rows)
+
+
+def uid_in_use(uid: int) -> bool:
+    """Whether any process on this machine has `uid` as its real uid."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if any(line.split()[1:2] == [str(uid)] for line in status.splitlines() if line.startswith("Uid:")):
+            return True
+    return False
 
 
 def kill_marked(marker: str) -> None:

@@ -268,7 +268,8 @@ def main() -> None:
         if body is None:
             break
         request = json.loads(body)
-        send(replies, session.run(request["code"], float(request["wall"]), float(request["cpu"])))
+        reply = session.run(request["code"], float(request["wall"]), float(request["cpu"]))
+        send(replies, {"id": request["id"], **reply})  # the host matches replies to requests by id
 
 
 if __name__ == "__main__":

@@ -34,9 +34,11 @@ class SandboxConfig:
     cpu_seconds: float = 10.0
     """CPU time one call may use before it is interrupted."""
     memory_mb: int = 512
-    """Address-space limit of the interpreter and of each process it starts (RLIMIT_AS)."""
+    """Memory of the whole session where it gets a cgroup (`cgroup.py`); always also the address-space
+    limit of the interpreter and of each process it starts on its own (RLIMIT_AS)."""
     max_processes: int = 64
-    """Processes and threads the sandbox user may have at once (RLIMIT_NPROC)."""
+    """Processes and threads the session may have at once (its cgroup's pids.max where it has one, and
+    RLIMIT_NPROC, counted per session: a uid of its own as root, a user namespace of its own otherwise)."""
     max_file_mb: int = 16
     """Largest file the code may write (RLIMIT_FSIZE)."""
     wall_timeout: float = 15.0
@@ -46,7 +48,7 @@ class SandboxConfig:
     max_open_files: int = 256
     """Open file descriptors per process (RLIMIT_NOFILE)."""
     scratch_mb: int = 64
-    """Size of the private writable /tmp (also HOME and the working directory)."""
+    """Size of each of the private writable /tmp (also HOME and the working directory) and /dev/shm."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -18,6 +18,14 @@ def exec_code(file: str, sandbox: str | None, timeout: float | None) -> None:
     """Run the Python in FILE (`-` for stdin) in the sandbox and print the observation.
 
     Exits 1 when the code raised or hit a limit, so it can gate scripts.
+
+    \b
+    What the memory limit (memory_mb, 512 MB by default) covers with --sandbox local:
+    - with cgroup v2 and systemd (a user manager, or root): the whole session, every process,
+      tmpfs file and memfd together;
+    - otherwise: each process's address space on its own, so N processes may hold N times the
+      limit; /tmp and /dev/shm are capped at scratch_mb each, and memfds only by max_file_mb per
+      memfd times max_open_files. See docs/security.md.
     """
     if file == "-":
         code = read_stdin()
