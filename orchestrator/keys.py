@@ -197,19 +197,32 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
 
 
 class StreamRedactor:
-    """`emit` for a stream of tokens, redacted: the tail that could be the start of a known secret is held
-    back until the next token shows it is not (so a key split across tokens is still caught). Call `flush`
-    when the stream ends. Key shapes are not caught mid-stream; the finished text is redacted in full."""
+    """`emit` for a stream of tokens, redacted: a tail that could be the start of a known secret (at the start
+    of a word) is held back until the next token shows it is not, so a key split across tokens is still
+    caught, and ordinary text keeps its token boundaries. Call `flush` when the stream ends. Key shapes are
+    not caught mid-stream; the finished text is redacted in full."""
 
     def __init__(self, emit: Callable[[str], None]) -> None:
-        self.emit, self.pending = emit, ""
+        self.emit, self.pending, self.last = emit, "", ""
+
+    def _held(self, text: str) -> int:
+        """How many trailing characters of `text` could begin a secret."""
+        keep = 0
+        for secret in known_secrets():
+            for k in range(min(len(secret) - 1, len(text)), keep, -1):
+                start = len(text) - k
+                before = text[start - 1] if start else self.last
+                if text.endswith(secret[:k]) and not before.isalnum():
+                    keep = k
+                    break
+        return keep
 
     def __call__(self, token: str) -> None:
         text = redact_values(self.pending + token)
-        keep = max((k for s in known_secrets() for k in range(min(len(s) - 1, len(text)), 0, -1)
-                    if text.endswith(s[:k])), default=0)
+        keep = self._held(text)
         out, self.pending = text[: len(text) - keep], text[len(text) - keep:]
         if out:
+            self.last = out[-1]
             self.emit(out)
 
     def flush(self) -> None:
