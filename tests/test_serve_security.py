@@ -154,8 +154,8 @@ def test_no_file_contents_or_exception_text_from_a_broken_operator_model(server)
     url, log, _ = server
     error = assert_clean_error(post(url, {"model": "reason:chain:router/" + str(server[2]), "messages": Q}), 400)
     assert error["code"] == "model_not_allowed"
-    configured = [m for m in httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {GUARD}"}).json()
-                  ["data"] if "router/" in m["id"]][0]["id"]
+    listed = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {GUARD}"}).json()["data"]
+    configured = next(m["id"] for m in listed if "router/" in m["id"])
     error = assert_clean_error(post(url, {"model": configured, "messages": Q}), 503)
     assert error["code"] == "model_unavailable"
     assert "router.yaml" in log.read_text()  # the details are in the server's log
