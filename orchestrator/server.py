@@ -127,7 +127,7 @@ class ReasonAPI:
     def reasoner(self, body: dict[str, Any]) -> tuple[Reasoner, str]:
         check_fields(body)
         strategy, name, chosen = self.parse_model(body.get("model"))
-        if body.get("n", 1) != 1:
+        if body.get("n") not in (None, 1):
             raise APIError(400, "only n=1 is supported", param="n")
         effort = effort_of(body)
         if effort and not chosen:

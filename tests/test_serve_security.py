@@ -235,3 +235,18 @@ def test_a_wrong_key_is_401_and_spends_nothing(server, upstream):
     before = len(upstream.posts())
     error = assert_clean_error(post(server[0], {"model": "reason", "messages": Q}, key="wrong"), 401)
     assert error["code"] == "invalid_api_key" and len(upstream.posts()) == before
+
+
+def test_the_deprecated_variable_still_guards_with_a_warning(tmp_path):
+    with reason_serve(tmp_path, env={"REASON_SERVER_API_KEY": GUARD}) as (url, log):
+        refused = post(url, {"model": "reason", "messages": Q}, key="wrong")
+    assert refused.status_code == 401
+    assert "REASON_SERVER_API_KEY is deprecated" in log.read_text() and "REASON_SERVE_API_KEY" in log.read_text()
+
+
+def test_an_upstream_key_equal_to_the_guard_key_is_refused_at_startup(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REASON_SERVE")}
+    done = subprocess.run([str(REASON), "serve", "--api-key", GUARD], capture_output=True, text=True, timeout=60,
+                          env={**env, "REASON_HTTP_API_KEY": GUARD}, check=False)
+    assert done.returncode == 2 and "REASON_HTTP_API_KEY is the server's own guard key" in done.stderr
+    assert GUARD not in done.stderr
