@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from pathlib import Path
 
 import click
 
@@ -32,6 +33,11 @@ def duration(value: str | None) -> float | None:
         raise click.BadParameter(f"{value!r} is not a duration like 0, 3600, 30m, 12h or 7d",
                                  param_hint="'--keep-runs'")
     return float(match[1]) * UNITS[match[2]]
+
+
+def runs_of(configured: str | None, keep: float | None) -> str | None:
+    """The configured runs folder, or a `serve` folder inside it when old runs are pruned (the CLI's stay)."""
+    return str(Path(configured) / "serve") if configured and keep else configured
 
 
 def log_to_stderr(level: str) -> None:
@@ -110,7 +116,7 @@ def serve(host: str, port: int, api_key: str | None, models: tuple[str, ...], al
     app = create_app(
         api_key=api_key, model=list(models) or [s.model or DEFAULT_MODEL], allow_models=list(allow),
         strategy=check_strategy(strategy or s.strategy),
-        runs_dir=runs_dir or s.runs_dir, tools=s.tools if tools is None else tools,
+        runs_dir=runs_dir or runs_of(s.runs_dir, keep), tools=s.tools if tools is None else tools,
         sandbox=sandbox or s.sandbox, max_body=max_body_kb * 1024, keep_runs=keep, keepalive=keepalive,
     )
     log_to_stderr(log_level)
