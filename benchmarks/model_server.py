@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.models import get_model
 from orchestrator.models.base import ChatModel
-from orchestrator.server import APIError, text_of
+from orchestrator.server_requests import APIError, text_of
 
 
 class BadRequest(ValueError):

@@ -1,7 +1,13 @@
 """API keys: looked up as explicit argument > stored key file (0600 JSON) > environment variable.
 
 The key file is `keys.json` in the config directory (`platformdirs.user_config_dir("reason")`, or
-`$REASON_CONFIG_DIR`). `redact` scrubs every known key, and anything shaped like one, from text.
+`$REASON_CONFIG_DIR`). `redact` scrubs every known secret (stored keys, provider environment variables, keys
+handed out or registered with `add_secret`, the guard key of `reason serve`), and anything shaped like a key,
+from text; it is the one function every writer of text calls (model output, trajectories, server responses
+and logs, CLI errors). `StreamRedactor` does the same for a stream of tokens.
+Two keys belong to no provider: `reason serve`'s guard key (`REASON_SERVE_API_KEY`), which clients send to it and
+which it never sends anywhere, and the key sent to models named by URL (`REASON_HTTP_API_KEY`).
+`REASON_SERVER_API_KEY` was both once; it still works as either, with a warning.
 Reference: simonw/llm `cli.py` (`get_key`, `keys set`).
 """
 
@@ -13,7 +19,7 @@ import re
 import stat
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from orchestrator.errors import ConfigError, MissingKey
@@ -37,9 +43,15 @@ KEY_PATTERNS = re.compile(
     r"sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|e2b_[A-Za-z0-9]{16,}|hf_[A-Za-z0-9]{20,}"
     r"|gsk_[A-Za-z0-9]{20,}|AIza[A-Za-z0-9_\-]{30,}|(?i:bearer)\s+[A-Za-z0-9_\-.]{8,}"
 )
+SERVE_KEY_ENV = "REASON_SERVE_API_KEY"  # the key clients must send to `reason serve`
+HTTP_KEY_ENV = "REASON_HTTP_API_KEY"  # the key sent to OpenAI-compatible servers named by URL
+LEGACY_KEY_ENV = "REASON_SERVER_API_KEY"  # deprecated: was both of the above
+OTHER_SECRET_ENVS = (SERVE_KEY_ENV, HTTP_KEY_ENV, LEGACY_KEY_ENV)
 REDACTED = "[REDACTED]"
 MIN_SECRET = 8  # shorter values ("none", "x") are placeholders; scrubbing them would mangle text
 _seen: set[str] = set()  # explicit keys handed out, so `redact` knows them too
+_guards: set[str] = set()  # guard keys of `reason serve` in this process: never sent to any model server
+_stored_cache: tuple[tuple[str, int, int], set[str]] | None = None  # keys.json's values by (path, mtime, size)
 
 
 def config_dir() -> Path:
@@ -77,7 +89,7 @@ def get_key(provider: str, explicit: str | None = None, required: bool = True) -
     """The key for `provider`; raises `MissingKey` (saying how to set one) if `required` and none is found."""
     key = explicit or _stored().get(provider) or os.environ.get(env_var(provider))
     if key:
-        _seen.add(key)
+        add_secret(key)
         return key
     if required:
         raise MissingKey(
@@ -133,18 +145,87 @@ def list_keys() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def known_secrets() -> set[str]:
-    """Every key value `reason` could be using: stored, in the environment, or passed explicitly."""
-    values = set(_seen) | {os.environ.get(var, "") for var in ENV_VARS.values()}
+def add_secret(value: str | None, guard: bool = False) -> None:
+    """Make `redact` scrub `value` from now on; `guard`: it is a guard key of `reason serve`, never sent out."""
+    if value and len(value) >= MIN_SECRET:
+        _seen.add(value)
+        if guard:
+            _guards.add(value)
+
+
+def is_guard_key(value: str | None) -> bool:
+    """Whether `value` is the guard key of a `reason serve` in this process (so it must not leave it)."""
+    return bool(value) and value in _guards
+
+
+def _stored_values() -> set[str]:
+    """The values in keys.json, re-read only when the file changes (`redact` runs for every record written)."""
+    global _stored_cache
+    path = keys_path()
     try:
-        values |= set(_stored().values())
-    except ConfigError:
-        pass
+        st = path.stat()
+    except OSError:
+        return set()
+    stamp = (str(path), st.st_mtime_ns, st.st_size)
+    if _stored_cache is None or _stored_cache[0] != stamp:
+        try:
+            _stored_cache = (stamp, set(_stored().values()))
+        except (ConfigError, OSError):
+            return set()
+    return _stored_cache[1]
+
+
+def known_secrets() -> set[str]:
+    """Every secret value `reason` could be holding: stored keys, provider and `reason`'s own environment
+    variables, keys passed explicitly, and registered ones (`add_secret`, the serve guard key)."""
+    names = (*ENV_VARS.values(), *OTHER_SECRET_ENVS)
+    values = set(_seen) | _guards | {os.environ.get(var, "") for var in names} | _stored_values()
     return {v for v in values if len(v) >= MIN_SECRET}
 
 
-def redact(text: str, extra: Iterable[str] = ()) -> str:
-    """`text` with every known key value, and anything that looks like a key, replaced by [REDACTED]."""
+def redact_values(text: str, extra: Iterable[str] = ()) -> str:
+    """`text` with every known secret value (not key shapes) replaced by [REDACTED]."""
     for secret in sorted(known_secrets() | {s for s in extra if len(s) >= MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return KEY_PATTERNS.sub(REDACTED, text)
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    """`text` with every known secret value, and anything that looks like a key, replaced by [REDACTED]."""
+    return KEY_PATTERNS.sub(REDACTED, redact_values(text, extra))
+
+
+class StreamRedactor:
+    """`emit` for a stream of tokens, redacted: a tail that could be the start of a known secret (at the start
+    of a word) is held back until the next token shows it is not, so a key split across tokens is still
+    caught, and ordinary text keeps its token boundaries. Call `flush` when the stream ends. Key shapes are
+    not caught mid-stream; the finished text is redacted in full."""
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit, self.pending, self.last = emit, "", ""
+
+    def _held(self, text: str) -> int:
+        """How many trailing characters of `text` could begin a secret."""
+        keep = 0
+        for secret in known_secrets():
+            for k in range(min(len(secret) - 1, len(text)), keep, -1):
+                start = len(text) - k
+                before = text[start - 1] if start else self.last
+                if text.endswith(secret[:k]) and not before.isalnum():
+                    keep = k
+                    break
+        return keep
+
+    def __call__(self, token: str) -> None:
+        text = redact_values(self.pending + token)
+        keep = self._held(text)
+        out, self.pending = text[: len(text) - keep], text[len(text) - keep:]
+        if out:
+            self.last = out[-1]
+            self.emit(out)
+
+    def flush(self) -> None:
+        if self.pending:
+            out, self.pending = redact(self.pending), ""
+            self.emit(out)

@@ -18,6 +18,8 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
+from orchestrator.keys import redact
+
 VERSION = 1
 
 
@@ -123,10 +125,14 @@ class Trajectory:
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        # Every record, whatever it holds (a question, an observation, an error): no key reaches the disk.
+        self._file.write(redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n")
         self._file.flush()  # in the OS after every record: a crash or Ctrl-C of ours loses nothing
 
     def append(self, step: Step) -> Step:
+        for name in ("text", "observation", "error", "answer", "code"):  # so later prompts and the view are clean
+            if isinstance(value := getattr(step, name), str):
+                setattr(step, name, redact(value))
         step.index = len(self.steps)
         self.steps.append(step)
         self._write({"type": "step", **step.to_dict()})

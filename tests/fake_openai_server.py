@@ -19,6 +19,8 @@ returns a string or a dict with "content", "tool_calls" (OpenAI style), "finish_
 (what every token's log-probability is when the request asks for `logprobs`; each whitespace-separated
 piece is a token, with `top_logprobs` alternatives at -5.0).
 Default: echo the last user message. Usage counts one token per whitespace-separated word.
+A reply's text may contain `{api_key}`: the key the request carried is put there (a server that echoes the
+`Authorization` header back, as the red-team's did).
 
 Faults are served one per POST, in order, before any success: `Fault(status, retry_after=...,
 message=..., code=...)`, `Fault.hang(seconds)` (no answer; outlast the client timeout), `Fault.reset()`
@@ -229,7 +231,7 @@ class FakeServer:
             self.requests.append(r)
             return Fault.of(self.faults.popleft()) if r.method == "POST" and self.faults else None
 
-    def reply(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def reply(self, messages: list[dict[str, Any]], api_key: str = "") -> dict[str, Any]:
         with self._lock:
             index = self._served
             self._served += 1
@@ -243,7 +245,10 @@ class FakeServer:
         else:
             out = source[min(index, len(source) - 1)]
             out = out(messages) if callable(out) else out
-        return {"content": out} if isinstance(out, str) else dict(out)
+        out = {"content": out} if isinstance(out, str) else dict(out)
+        if isinstance(out.get("content"), str):
+            out["content"] = out["content"].replace("{api_key}", api_key)
+        return out
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -403,7 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
             for m in body.get("messages", [])
         ]
         model = body.get("model", "default")
-        replies = [self.fake.reply(messages) for _ in range(int(body.get("n") or 1))]
+        replies = [self.fake.reply(messages, self._key_received()) for _ in range(int(body.get("n") or 1))]
         prompt, completion, cached = self._usage(messages, " ".join(r.get("content") or "" for r in replies))
         usage = {
             "prompt_tokens": prompt,
@@ -478,7 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
             {"role": m.get("role", "user"), "content": _text(m.get("content"))}
             for m in body.get("messages", [])
         ]
-        r = self.fake.reply(messages)
+        r = self.fake.reply(messages, self._key_received())
         text = r.get("content") or ""
         blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
         for call in r.get("tool_calls") or []:

@@ -43,7 +43,7 @@ CALL = {"id": "call_1", "type": "function", "function": {"name": "python", "argu
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("REASON_CONFIG_DIR", str(tmp_path / "config"))
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
-                "REASON_SERVER_API_KEY"):
+                "REASON_SERVER_API_KEY", "REASON_HTTP_API_KEY", "REASON_SERVE_API_KEY"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -321,9 +321,13 @@ def test_http_names_never_send_the_openai_key_elsewhere(srv, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env-0123456789abcdef")
     openai_model(srv).complete(USER)
     assert srv.posts()[0].headers["authorization"] == "Bearer none"  # 127.0.0.1 is not api.openai.com
-    monkeypatch.setenv("REASON_SERVER_API_KEY", "server-key-0123456789")
+    monkeypatch.setenv("REASON_HTTP_API_KEY", "server-key-0123456789")
     openai_model(srv).complete(USER)
     assert srv.posts()[1].headers["authorization"] == "Bearer server-key-0123456789"
+    monkeypatch.delenv("REASON_HTTP_API_KEY")
+    monkeypatch.setenv("REASON_SERVER_API_KEY", "legacy-key-0123456789")  # the old name: still read, warned
+    with pytest.warns(DeprecationWarning, match="REASON_HTTP_API_KEY"):
+        assert openai_model(srv).api_key == "legacy-key-0123456789"
     monkeypatch.delenv("REASON_SERVER_API_KEY")
     assert get_model("https://api.openai.com/v1#gpt-4o-mini").api_key == "sk-env-0123456789abcdef"
     assert get_model("http://api.openai.com.evil.example/v1#m").api_key == "none"

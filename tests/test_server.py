@@ -40,13 +40,21 @@ def recorded(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def upstream():
+    with fake_upstream(replies=["2 plus 2 makes 4.\nFinal answer: 4"]) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, recorded, upstream):
     root = tmp_path_factory.mktemp("server")
     env = {**os.environ, "REASON_RUNS_DIR": str(root / "runs"), "REASON_CONFIG_DIR": str(root / "config"),
            "REASON_LOCAL_THREADS": "1"}  # a busy machine makes spinning llama.cpp threads far slower
     env.pop("OPENAI_API_KEY", None)
     port = free_port()
-    command = [str(REASON), "serve", "--port", str(port), "--api-key", KEY, "--log-level", "warning"]
+    command = [str(REASON), "serve", "--port", str(port), "--api-key", KEY, "--log-level", "warning",
+               "-m", f"replay/{recorded}", "-m", upstream.model("tiny"), "-m", "local/smollm2-135m",
+               "--allow-model", "openai/*"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -74,10 +82,11 @@ def ask(client: openai.OpenAI, model: str, content: str = Q, **kw):
     return client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}], **kw)
 
 
-def test_lists_strategies_as_models(client):
+def test_lists_the_served_models_under_every_strategy(client, recorded, upstream):
     ids = [m.id for m in client.models.list()]
-    assert "reason:chain:local/qwen2.5-coder-1.5b" in ids and "reason:plain:local/qwen2.5-coder-1.5b" in ids
-    assert "reason:chain:local/smollm2-135m" in ids
+    assert f"reason:chain:replay/{recorded}" in ids and "reason:plain:local/smollm2-135m" in ids
+    assert f"reason:vote:{upstream.model('tiny')}" in ids
+    assert not any("qwen2.5-coder" in i for i in ids)  # the default model is not served unless configured
 
 
 def test_completion_with_o1_style_usage(client, recorded):
@@ -152,8 +161,8 @@ def test_wrong_or_missing_key_is_401(server):
     assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "authentication_error"
 
 
-@pytest.mark.parametrize("model", ["reason:chain:local/nope", "reason:nope:local/smollm2-135m",
-                                   "reason:chain:replay//no/such/file.jsonl"])
+@pytest.mark.parametrize("model", ["reason:chain:groq/llama-nope", "reason:nope:local/smollm2-135m",
+                                   "reason:chain:anthropic/claude-x"])
 def test_unknown_model_is_404(client, model):
     with pytest.raises(openai.NotFoundError) as info:
         ask(client, model)
@@ -194,15 +203,14 @@ def test_concurrent_requests(client, recorded):
     assert answers == ["4"] * 4
 
 
-def test_a_strategy_over_another_openai_compatible_server(client):
-    with fake_upstream(replies=["2 plus 2 makes 4.\nFinal answer: 4"]) as upstream:
-        response = ask(client, f"reason:plain:{upstream.model('tiny')}")
-        assert response.choices[0].message.content == "4"
-        assert upstream.posts()[0].body["model"] == "tiny"
+def test_a_strategy_over_another_openai_compatible_server(client, upstream):
+    response = ask(client, f"reason:plain:{upstream.model('tiny')}")
+    assert response.choices[0].message.content == "4"
+    assert upstream.posts()[-1].body["model"] == "tiny"
 
 
 def test_refuses_to_serve_off_loopback_without_a_key():
-    env = {k: v for k, v in os.environ.items() if k != "REASON_SERVER_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("REASON_SERVER_API_KEY", "REASON_SERVE_API_KEY")}
     done = subprocess.run([str(REASON), "serve", "--host", "0.0.0.0"], capture_output=True, text=True,
                           timeout=60, env=env, check=False)
     assert done.returncode == 2 and "refusing to serve on 0.0.0.0 without --api-key" in done.stderr
@@ -218,7 +226,7 @@ LATENCY = 0.05
 def in_process(tmp_path):
     """The app on uvicorn in this process (as `reason serve` runs it), so a test can hand it a ScriptedModel
     and count its calls. Yields (model, url)."""
-    app = create_app(runs_dir=tmp_path)
+    app = create_app(runs_dir=tmp_path, model="fake/slow")
     model = ScriptedModel(LONG, latency=LATENCY)
     app.state.api.models["fake/slow"] = model
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
@@ -291,7 +299,8 @@ def test_a_blocking_client_that_disconnects_cancels_the_solve(in_process, tmp_pa
     ("reason:chain:http://127.0.0.1:9/v1#m", ("chain", "http://127.0.0.1:9/v1#m")),
 ])
 def test_model_name_forms(name, expected):
-    assert ReasonAPI().parse_model(name) == expected
+    api = ReasonAPI(model=["local/qwen2.5-coder-1.5b", "http://127.0.0.1:9/v1#m"], allow_models=["local/*"])
+    assert api.parse_model(name)[:2] == expected
 
 
 def test_earlier_turns_become_context():

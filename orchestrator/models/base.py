@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from orchestrator.keys import StreamRedactor, redact
+
 Message = dict[str, Any]  # OpenAI-style: {"role": "user"|"system"|"assistant"|"tool", "content": str, ...}
 
 
@@ -125,7 +127,9 @@ class ChatModel:
         if on_token is None:
             completion = self._complete(messages, opts)
         else:
-            completion = self._stream(messages, opts, on_token)
+            tokens = StreamRedactor(on_token)
+            completion = self._stream(messages, opts, tokens)
+            tokens.flush()
         return self._finish(completion, start)
 
     async def acomplete(self, messages: list[Message], sample_index: int = 0, **options: Any) -> Completion:
@@ -140,6 +144,12 @@ class ChatModel:
         return [self.complete(messages, sample_index=i, **{**options, "seed": s}) for i, s in enumerate(seeds)]
 
     def _finish(self, completion: Completion, start: float) -> Completion:
+        # A model may repeat a key it was sent or saw (a server echoing headers, a leaked prompt): from here on,
+        # in answers, prompts, trajectories and output, it is [REDACTED].
+        completion.text = redact(completion.text)
+        for call in completion.tool_calls:
+            if isinstance(fn := call.get("function"), dict) and isinstance(fn.get("arguments"), str):
+                fn["arguments"] = redact(fn["arguments"])
         if not completion.seconds:
             completion.seconds = time.perf_counter() - start
         if not completion.cost_usd and not completion.cached:

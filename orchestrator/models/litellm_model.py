@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError, MissingDependency
-from orchestrator.keys import get_key
+from orchestrator.keys import add_secret, get_key
 from orchestrator.models import pricing, retry
 from orchestrator.models.base import CallOptions, Completion, Message
 from orchestrator.models.openai_compat import usage_of
@@ -86,6 +86,8 @@ class LiteLLMModel(RemoteModel):
         self.supports_tools = bool(known.get("supports_function_calling"))  # unknown: use text tools
         deployments = (config or {}).get("model_list", [])
         self.secrets = [self.api_key, *(d.get("litellm_params", {}).get("api_key") for d in deployments)]
+        for secret in self.secrets:
+            add_secret(secret if isinstance(secret, str) else None)  # a router's keys are scrubbed too
         self._router: Any = None
 
     def _backend(self) -> Any:

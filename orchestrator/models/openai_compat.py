@@ -1,7 +1,7 @@
 """OpenAI and any OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio, ...), via the `openai` SDK.
 
 Names: `openai/MODEL` (api.openai.com), `http(s)://HOST/v1#MODEL` (model defaults to `default`;
-key from `REASON_SERVER_API_KEY`, OPENAI_API_KEY only for api.openai.com),
+key from `REASON_HTTP_API_KEY`, OPENAI_API_KEY only for api.openai.com; never `reason serve`'s guard key),
 `endpoint/NAME` (a `[endpoints.NAME]` table in config.toml with `base_url`, `model`, `api_key_env`, and
 optionally `logprobs = true`: ask for token log-probabilities, for confidence-weighted votes).
 The SDK's own retries are off; `retry.py` does them. `openai` is imported only when a client is built.
@@ -10,13 +10,14 @@ The SDK's own retries are off; `retry.py` does them. `openai` is imported only w
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.confidence import TOP, summarise
 from orchestrator.errors import ConfigError, MissingDependency, MissingKey, ProviderError
-from orchestrator.keys import config_dir, get_key
+from orchestrator.keys import HTTP_KEY_ENV, LEGACY_KEY_ENV, config_dir, get_key, is_guard_key
 from orchestrator.models import retry
 from orchestrator.models.base import CallOptions, Completion, Message, Usage
 from orchestrator.models.remote import RemoteModel
@@ -48,13 +49,18 @@ def endpoint(name: str) -> dict[str, Any]:
 
 
 def _url_key(url: str) -> str:
-    """The key for a model named by URL: `REASON_SERVER_API_KEY`, else OPENAI_API_KEY for api.openai.com only.
+    """The key for a model named by URL: `REASON_HTTP_API_KEY`, else OPENAI_API_KEY for api.openai.com only.
 
     The OpenAI key is never sent to another host: a URL is often a local or third-party server, and a key
-    sent there is a key given away. A server that needs a key of its own gets `REASON_SERVER_API_KEY` or an
-    `[endpoints.NAME]` table with `api_key_env`.
+    sent there is a key given away. A server that needs a key of its own gets `REASON_HTTP_API_KEY` or an
+    `[endpoints.NAME]` table with `api_key_env`. The deprecated `REASON_SERVER_API_KEY` is still read, with a
+    warning, unless it is the guard key of a `reason serve` in this process: that key is never sent out.
     """
-    if key := os.environ.get("REASON_SERVER_API_KEY"):
+    if key := os.environ.get(HTTP_KEY_ENV):
+        return key  # `RemoteModel` refuses it if it is the guard key
+    if (key := os.environ.get(LEGACY_KEY_ENV)) and not is_guard_key(key):
+        warnings.warn(f"{LEGACY_KEY_ENV} is deprecated as the key for http(s):// models; set {HTTP_KEY_ENV}",
+                      DeprecationWarning, stacklevel=2)
         return key
     host = (urlsplit(url).hostname or "").lower()
     if url.startswith("https://") and host == "api.openai.com":

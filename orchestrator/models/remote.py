@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from orchestrator.keys import HTTP_KEY_ENV, add_secret, is_guard_key
 from orchestrator.models import pricing, retry
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
@@ -56,6 +57,10 @@ class RemoteModel(ChatModel):
         times out is retried. `max_retries` N means N + 1 attempts; `pricing_name` (default `model`) finds
         prices and the context window in the price map."""
         super().__init__(options)
+        if is_guard_key(api_key):  # however it got here (an env var, an endpoint table): it stays in the server
+            raise ConfigError(f"{name}: its key is the guard key of `reason serve`, which is never sent to a model"
+                              f" server; give the model its own key ({HTTP_KEY_ENV} for http:// models)")
+        add_secret(api_key)  # so that `redact` scrubs it wherever it came from
         self.name, self.model, self.api_key, self.base_url = name, model, api_key, base_url
         self.timeout = http_timeout() if timeout is None else timeout
         self.retry = retry_policy or retry.RetryPolicy()
