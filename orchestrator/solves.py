@@ -48,6 +48,7 @@ class Chain:
     stop_reason: str | None = None
     node: int | None = None  # the beam node it ends at
     file: Path | None = None
+    finished: float = 0.0  # when its end record was written (the order samples finished in)
     correct: bool | None = None  # None: not judged (no gold, no independent check, no majority)
     judged_by: str | None = None
 
@@ -122,7 +123,7 @@ def load_solve(path: str | Path, row: dict[str, Any] | None = None, dataset: str
         for file, (h, steps, end) in zip(files, loaded, strict=True):
             end = end or {}
             solve.chains.append(Chain(int(h.get("sample", 0)), steps, end.get("answer"), end.get("normalized"),
-                                      end.get("stop_reason"), file=file))
+                                      end.get("stop_reason"), file=file, finished=float(end.get("finished", 0))))
     return solve
 
 
