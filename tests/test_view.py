@@ -159,3 +159,20 @@ def test_a_bench_folder_is_a_table_linking_to_each_problems_page(tmp_path):
                               str(tmp_path / "site"), "--html", str(tmp_path / "x.html")],
                              capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 1 and "is not a run or bench folder" in missing.stderr
+
+
+def test_a_step_shows_its_code_and_output_and_model_text_is_never_markup(tmp_path):
+    from orchestrator.trajectory import Call, Step, Trajectory
+
+    path = tmp_path / "run.jsonl"
+    trajectory = Trajectory(path, {"question": "Is <b>7</b> prime?", "model": "fake/x", "strategy": "chain"})
+    call = Call([{"role": "user", "content": "q"}], "x", 5, 7, 0, 0.0012, 0.1)
+    trajectory.append(Step("act", "Let me check. <script>alert(1)</script>", code="print(all(7 % d for d in (2, 3)))",
+                           observation="True", calls=[call]))
+    trajectory.append(Step("reflect", "Checked by code.", reward=0.85))
+    trajectory.close({"stop_reason": "answered", "answer": "yes"})
+    write_view(path, tmp_path / "run.html")
+    html = (tmp_path / "run.html").read_text()
+    assert '<pre class="code">print(all(7 % d for d in (2, 3)))</pre>' in html and '<pre class="obs">True</pre>' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert "Is &lt;b&gt;7&lt;/b&gt; prime?" in html and "reward 0.85" in html and "12 tok" in html and "$0.0012" in html
