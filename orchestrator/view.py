@@ -108,10 +108,11 @@ def samples_html(solve: Solve) -> str:
                    f'<div class="bar" style="width:{120 * votes // top}px"></div></td></tr>'
                    for label, votes in tally.items())
     order, after, note = stop_point(solve)
+    mark = "sample limit reached" if note.startswith("Stopped: limit") else "stop fired here"
     winner = solve.outcome.get("answer") or (solve.row or {}).get("predicted")
     columns = []
     for position, chain in enumerate(order, 1):
-        stop = badge("stop fired here", "stop") if position == after else ""
+        stop = badge(mark, "stop") if position == after else ""
         cls = "sample winner" if winner is not None and chain.answer == winner else "sample"
         columns.append(f'<section class="{cls}" data-search><h3>sample {chain.sample} {badge(f"#{position} to finish")}'
                        f'{badge(f"answer {chain.answer}")}{verdict(chain.correct)}{badge(f"{chain.tokens} tok")}'
