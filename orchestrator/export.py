@@ -197,7 +197,7 @@ def export(paths: list[str | Path], fmt: str, out: str | Path, *, judge_by: str 
         raise ConfigError("the test share is a fraction from 0 up to (not including) 1")
     try:
         solves = find_solves(list(paths))
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     stats = ExportStats()
     for solve in solves:

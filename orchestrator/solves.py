@@ -114,7 +114,10 @@ def load_solve(path: str | Path, row: dict[str, Any] | None = None, dataset: str
     if not files:
         raise FileNotFoundError(f"{path} holds no trajectory files")
     outcome = json.loads((path / OUTCOME).read_text(encoding="utf-8")) if (path / OUTCOME).is_file() else {}
-    loaded = [load_trajectory(f) for f in files]
+    try:
+        loaded = [load_trajectory(f) for f in files]
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a reason trajectory ({type(e).__name__}: {e})") from None
     header = loaded[0][0]
     solve = Solve(path, header, [], files, outcome=outcome, row=row, dataset=dataset)
     if "beam" in header:
@@ -160,7 +163,7 @@ def tree_from_steps(steps: list[Step]) -> list[Node]:
         if step.kind == "think" or failed_think or not nodes:
             turns = {m.get("content") for m in (step.calls[0].messages if step.calls else [])
                      if m.get("role") == "assistant"}
-            parent = next((n for n in reversed(nodes) if _output(steps[n.steps[0]]) in turns), None)
+            parent = next((n for n in reversed(nodes) if _said(steps[n.steps[0]]) & turns), None)
             nodes.append(Node(len(nodes) + 1, parent.id if parent else 0, parent.depth + 1 if parent else 1,
                               0.0, [], abandoned=step.abandoned))
         node = nodes[-1]
@@ -172,8 +175,9 @@ def tree_from_steps(steps: list[Step]) -> list[Node]:
     return nodes
 
 
-def _output(step: Step) -> str | None:
-    return step.calls[0].raw_output if step.calls else None
+def _said(step: Step) -> set[str | None]:
+    """What a step put into its children's prompts: its text, or the raw output it was parsed from."""
+    return {step.text, step.text.strip(), *(c.raw_output for c in step.calls[:1])}
 
 
 # --- judging chains -------------------------------------------------------------------------------------

@@ -225,3 +225,11 @@ def test_the_command_line_exports_and_fails_clearly(bench, tmp_path):
     (tmp_path / "empty").mkdir()
     runs = reason("export", str(tmp_path / "empty"), "--out", str(out))
     assert runs.returncode == 1 and "no sft examples" in runs.stderr
+
+
+def test_a_file_that_is_not_a_trajectory_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "notes.jsonl"
+    bogus.write_text('{"type": "header"}\n{"type": "step", "colour": "blue"}\n')
+    done = reason("export", str(bogus), "--out", str(tmp_path / "x.jsonl"))
+    assert done.returncode == 1 and "notes.jsonl is not a reason trajectory" in done.stderr
+    assert "Traceback" not in done.stderr
