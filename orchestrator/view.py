@@ -110,10 +110,12 @@ def samples_html(solve: Solve) -> str:
     order, after, note = stop_point(solve)
     mark = "sample limit reached" if note.startswith("Stopped: limit") else "stop fired here"
     winner = solve.outcome.get("answer") or (solve.row or {}).get("predicted")
+    chosen = (solve.outcome.get("details") or {}).get("chosen_sample")  # best-of-n names the sample it kept
     columns = []
     for position, chain in enumerate(order, 1):
         stop = badge(mark, "stop") if position == after else ""
-        cls = "sample winner" if winner is not None and chain.answer == winner else "sample"
+        won = chain.sample == chosen if chosen is not None else winner is not None and chain.answer == winner
+        cls = "sample winner" if won else "sample"
         columns.append(f'<section class="{cls}" data-search><h3>sample {chain.sample} {badge(f"#{position} to finish")}'
                        f'{badge(f"answer {chain.answer}")}{verdict(chain.correct)}{badge(f"{chain.tokens} tok")}'
                        f'{badge(chain.stop_reason or "unfinished")}{stop}</h3>{timeline(chain.steps)}</section>')

@@ -28,7 +28,8 @@ BEAM = ["Step 1: 3 apples to start.", "Good start.\nReward: 0.9", "Step 1: 3 - 6
 def run(strategy: str, script, tmp_path: Path, **options) -> Path:
     """Solve the apples question with the scripted model; the saved run's path."""
     config = ReasonConfig(verify=False) if strategy == "chain" else ReasonConfig()
-    result = Reasoner(ScriptedModel(script, repeat_last=True), strategy, config=config, runs_dir=tmp_path / "runs",
+    model = script if isinstance(script, ScriptedModel) else ScriptedModel(script, repeat_last=True)
+    result = Reasoner(model, strategy, config=config, runs_dir=tmp_path / "runs",
                       strategy_options=options, concurrency=1).solve(APPLES)
     return Path(result.trajectory_path)
 
@@ -176,3 +177,15 @@ def test_a_step_shows_its_code_and_output_and_model_text_is_never_markup(tmp_pat
     assert '<pre class="code">print(all(7 % d for d in (2, 3)))</pre>' in html and '<pre class="obs">True</pre>' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
     assert "Is &lt;b&gt;7&lt;/b&gt; prime?" in html and "reward 0.85" in html and "12 tok" in html and "$0.0012" in html
+
+
+def test_a_best_of_n_page_outlines_the_sample_it_kept_and_says_it_ran_to_its_limit(tmp_path):
+    rewards = iter(["Reward: 0.85", "Reward: 0.95", "Reward: 0.8"])
+    thinks = iter([f"Step 1: add.\nFinal answer: {v}" for v in (8, 9, 7)])
+    model = ScriptedModel(lambda m: next(rewards) if "Reward: X" in m[-1]["content"] else next(thinks))
+    path = run("best-of-n", model, tmp_path, samples=3, chain={"verify": False, "max_attempts": 1})
+    write_view(path, tmp_path / "b.html")
+    html = (tmp_path / "b.html").read_text()
+    assert re.findall(r'<section class="sample winner" data-search><h3>sample (\d)', html) == ["1"]
+    assert "Stopped: limit after sample 3 to finish of 3 allowed; 3 ran." in html
+    assert html.count("sample limit reached") == 1 and "stop fired here" not in html
