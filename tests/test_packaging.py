@@ -46,6 +46,7 @@ def test_wheel_files_live_under_orchestrator_only(installed):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"orchestrator"}
     assert "orchestrator/prompts/think.j2" in names
     assert "orchestrator/tools/repl_server.py" in names
+    assert {"orchestrator/view_assets/view.css", "orchestrator/view_assets/view.js"} <= set(names)  # reason view
 
 
 def test_installed_copy_runs_help_and_renders_a_template(installed):

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("orchestrator.cli.exec_cmd:exec_code", "Run Python in the sandbox the agent uses."),
     "serve": ("orchestrator.cli.serve_cmd:serve", "Serve strategies as an OpenAI-compatible API."),
     "bench": ("orchestrator.cli.bench_cmd:bench", "Run a benchmark: accuracy, tokens, $ and time per arm."),
+    "export": ("orchestrator.cli.export_cmd:export", "Export runs and bench folders as training data."),
+    "view": ("orchestrator.cli.export_cmd:view", "Write a run or bench folder as one self-contained web page."),
 }
 DEFAULT = "ask"
 
