@@ -1,0 +1,122 @@
+"""`scripts/llama_cmake_args.sh` picks the llama.cpp backend: driven with fake `nvidia-smi` and `nvcc` on the PATH."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "llama_cmake_args.sh"
+
+
+def cpu_flags() -> str:
+    """The flags the script has always printed for this CPU (before it knew of GPUs)."""
+    flags = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = line
+            break
+    words = set(flags.split())
+
+    def has(flag: str) -> str:
+        return "ON" if flag in words else "OFF"
+
+    return (
+        "-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+        f" -DGGML_AVX={has('avx')} -DGGML_AVX2={has('avx2')} -DGGML_FMA={has('fma')} -DGGML_F16C={has('f16c')}"
+        f" -DGGML_AVX512={has('avx512f')} -DGGML_AVX512_VBMI={has('avx512vbmi')}"
+        f" -DGGML_AVX512_VNNI={has('avx512_vnni')} -DGGML_AVX_VNNI={has('avx_vnni')} -DGGML_BMI2={has('bmi2')}"
+    )
+
+
+def tool(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+
+
+def run(tmp_path: Path, *args: str, gpu: str | None = None, nvcc: bool = False, **env: str
+        ) -> subprocess.CompletedProcess[str]:
+    """The script with only fakes and the basic system tools on the PATH (not /usr/local/bin, where a
+    real nvcc may be). `gpu`: "ok" for an nvidia-smi that lists a GPU, "broken" for one that fails."""
+    fakes = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh folder: no fake from an earlier call stays
+    if gpu == "ok":
+        tool(fakes, "nvidia-smi", 'echo "GPU 0: NVIDIA H200 (UUID: GPU-0)"')
+    elif gpu == "broken":
+        tool(fakes, "nvidia-smi", 'echo "NVIDIA-SMI has failed: no driver" >&2; exit 9')
+    if nvcc:
+        tool(fakes, "nvcc", 'echo "Cuda compilation tools, release 13.0, V13.0.48"')
+    environ = {"PATH": f"{fakes}:/usr/bin:/bin", "CUDA_HOME": str(tmp_path / "no-cuda"), **env}
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=environ,
+                          check=False, timeout=30)
+
+
+def flags(tmp_path: Path, **kwargs) -> str:
+    proc = run(tmp_path, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_no_gpu_gives_exactly_the_cpu_flags_and_the_old_cache_key(tmp_path):
+    assert flags(tmp_path) == cpu_flags()
+    assert run(tmp_path, "--backend").stdout.strip() == "cpu"
+    # setup.sh keyed its wheel cache by this hash before the CUDA backend existed: a CPU machine keeps its wheel.
+    old_key = hashlib.sha256(f"0.3.36 {cpu_flags()}\n".encode()).hexdigest()[:16]
+    assert run(tmp_path, "--key", "0.3.36").stdout.strip() == old_key
+
+
+def test_a_gpu_and_nvcc_build_for_cuda(tmp_path):
+    out = flags(tmp_path, gpu="ok", nvcc=True)
+    assert out == cpu_flags() + " -DGGML_CUDA=on"
+    assert run(tmp_path, "--backend", gpu="ok", nvcc=True).stdout.strip() == "cuda"
+
+
+def test_cuda_architectures_are_passed_on(tmp_path):
+    out = flags(tmp_path, gpu="ok", nvcc=True, REASON_CUDA_ARCHITECTURES="90")
+    assert out.endswith(" -DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90")
+
+
+@pytest.mark.parametrize(("gpu", "nvcc"), [(None, True), ("broken", True), ("ok", False)])
+def test_cpu_unless_both_a_working_gpu_and_nvcc(tmp_path, gpu, nvcc):
+    assert flags(tmp_path, gpu=gpu, nvcc=nvcc) == cpu_flags()
+
+
+def test_the_cache_key_differs_by_backend(tmp_path):
+    cpu = run(tmp_path, "--key", "0.3.36").stdout.strip()
+    cuda = run(tmp_path, "--key", "0.3.36", gpu="ok", nvcc=True).stdout.strip()
+    assert cuda.startswith("cuda-") and cuda != "cuda-" + cpu
+    arch90 = run(tmp_path, "--key", "0.3.36", gpu="ok", nvcc=True, REASON_CUDA_ARCHITECTURES="90").stdout.strip()
+    assert arch90 not in (cpu, cuda)
+
+
+def test_the_backend_can_be_forced_either_way(tmp_path):
+    assert flags(tmp_path, gpu="ok", nvcc=True, REASON_LLAMA_BACKEND="cpu") == cpu_flags()
+    assert run(tmp_path, "--key", "0.3.36", gpu="ok", nvcc=True, REASON_LLAMA_BACKEND="cpu").stdout == \
+        run(tmp_path, "--key", "0.3.36").stdout
+    # a build host without a GPU can still build the CUDA wheel
+    assert flags(tmp_path, nvcc=True, REASON_LLAMA_BACKEND="cuda") == cpu_flags() + " -DGGML_CUDA=on"
+
+
+def test_forcing_cuda_without_nvcc_or_a_bad_backend_is_refused(tmp_path):
+    proc = run(tmp_path, gpu="ok", REASON_LLAMA_BACKEND="cuda")
+    assert proc.returncode == 2 and "nvcc is not found" in proc.stderr
+    proc = run(tmp_path, REASON_LLAMA_BACKEND="rocm")
+    assert proc.returncode == 2 and "cpu or cuda" in proc.stderr
+
+
+def test_nvcc_under_cuda_home_is_found_and_named_to_cmake(tmp_path):
+    home = tmp_path / "cuda"
+    (home / "bin").mkdir(parents=True)
+    tool(home / "bin", "nvcc", 'echo "Cuda compilation tools, release 12.4, V12.4.131"')
+    out = flags(tmp_path, gpu="ok", CUDA_HOME=str(home))
+    assert out == cpu_flags() + f" -DGGML_CUDA=on -DCMAKE_CUDA_COMPILER={home}/bin/nvcc"
+
+
+def test_setup_keys_its_wheel_cache_with_the_script():
+    setup = (SCRIPT.parent / "setup.sh").read_text()
+    assert 'key=$(bash scripts/llama_cmake_args.sh --key "$LLAMA_VERSION")' in setup
+    assert os.access(SCRIPT, os.R_OK)
