@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import ConfigError
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "llama_cmake_args.sh"
 
 
@@ -120,3 +122,69 @@ def test_setup_keys_its_wheel_cache_with_the_script():
     setup = (SCRIPT.parent / "setup.sh").read_text()
     assert 'key=$(bash scripts/llama_cmake_args.sh --key "$LLAMA_VERSION")' in setup
     assert os.access(SCRIPT, os.R_OK)
+
+
+# --- the local adapter on this machine's llama.cpp build (a CPU build in CI) ------------------------------
+from orchestrator.models.cache import CachedModel  # noqa: E402
+from orchestrator.models.device import default_gpu_layers, describe, llama_devices, supports_gpu_offload  # noqa: E402
+from orchestrator.models.local import LocalModel  # noqa: E402
+
+cpu_build = pytest.mark.skipif(supports_gpu_offload(), reason="checks what a CPU build of llama.cpp does")
+
+
+@cpu_build
+def test_a_cpu_build_offloads_nothing_and_says_so(monkeypatch):
+    monkeypatch.delenv("REASON_LOCAL_GPU_LAYERS", raising=False)
+    model = LocalModel("local/smollm2-135m")
+    assert model.gpu_layers == 0  # what load_llama hands llama.cpp: as before the GPU backend existed
+    info = model.device_info()
+    cpus = [desc for _, desc, kind in llama_devices() if kind == 0]
+    assert info == {"backend": "cpu", "device": cpus[0], "gpu_layers": 0} and cpus[0]
+    # asking for layers on a CPU build offloads none, and the device says so
+    assert LocalModel("local/smollm2-135m", gpu_layers=-1).device_info()["gpu_layers"] == 0
+
+
+def test_gpu_layers_come_from_the_option_then_the_environment(monkeypatch):
+    monkeypatch.setenv("REASON_LOCAL_GPU_LAYERS", "all")
+    assert LocalModel("local/smollm2-135m").gpu_layers == -1 and default_gpu_layers() == -1
+    monkeypatch.setenv("REASON_LOCAL_GPU_LAYERS", "12")
+    assert LocalModel("local/smollm2-135m").gpu_layers == 12
+    assert LocalModel("local/smollm2-135m", gpu_layers=3).gpu_layers == 3
+    monkeypatch.setenv("REASON_LOCAL_GPU_LAYERS", "many")
+    with pytest.raises(ConfigError, match="REASON_LOCAL_GPU_LAYERS"):
+        LocalModel("local/smollm2-135m")
+
+
+def test_every_model_names_its_backend_and_device(tmp_path):
+    from orchestrator import ScriptedModel
+    from orchestrator.models import get_model
+
+    local = LocalModel("local/smollm2-135m")
+    assert describe(CachedModel(local, tmp_path)) == local.device_info()  # the cache runs on its model
+    assert describe(ScriptedModel(["x"])) == {"backend": "fake", "device": "none"}
+    remote = get_model("http://user:secret@10.0.0.5:8000/v1#m")
+    assert describe(remote) == {"backend": "http", "device": "remote 10.0.0.5:8000"}  # no credentials
+
+
+def test_trajectory_headers_record_backend_and_device(tmp_path):
+    import json
+
+    from orchestrator import Reasoner, ScriptedModel
+
+    result = Reasoner(ScriptedModel(["Final answer: 4"]), strategy="plain", runs_dir=tmp_path).solve("2+2?")
+    header = json.loads(Path(result.trajectory_path).read_text().splitlines()[0])
+    assert header["backend"] == "fake" and header["device"] == "none"
+
+
+def test_reason_models_lists_the_backend_and_device_of_each_local_model(monkeypatch):
+    import json
+    import sys
+
+    monkeypatch.delenv("REASON_LOCAL_GPU_LAYERS", raising=False)
+    reason = Path(sys.executable).parent / "reason"
+    listed = subprocess.run([str(reason), "models", "--json"], capture_output=True, text=True, check=True, timeout=60)
+    rows = json.loads(listed.stdout)["embedded"]
+    expected = "cuda" if supports_gpu_offload() else "cpu"
+    assert rows and all(r["backend"] == expected and r["device"] for r in rows)
+    text = subprocess.run([str(reason), "models"], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert f"runs on {expected}: " in text

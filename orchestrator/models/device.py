@@ -104,7 +104,9 @@ def describe(model: Any) -> dict[str, Any]:
         return model.device_info()
     base_url = getattr(model, "base_url", None)
     host = urlsplit(base_url).netloc.rsplit("@", 1)[-1] if base_url else None
-    backend = getattr(model, "server", None) or str(getattr(model, "name", "model")).split("/", 1)[0]
+    from orchestrator.models import provider_of
+
+    backend = getattr(model, "server", None) or provider_of(str(getattr(model, "name", "model")))
     if host:
         return {"backend": backend, "device": f"remote {host}"}
     return {"backend": backend, "device": "none" if backend in ("fake", "replay") else "remote"}

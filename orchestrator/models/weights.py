@@ -227,7 +227,8 @@ def hub_path(name: str) -> Path:
     except ImportError as e:
         raise MissingDependency(f"{name} is downloaded with huggingface_hub: pip install 'reason[local]'") from e
     try:
-        return Path(hf_hub_download(repo, filename, revision=revision))
+        # HF_ENDPOINT is read here, not only when huggingface_hub was first imported
+        return Path(hf_hub_download(repo, filename, revision=revision, endpoint=os.environ.get("HF_ENDPOINT")))
     except LocalEntryNotFoundError as e:  # offline (or HF_HUB_OFFLINE=1) and not in the cache yet
         raise ModelUnavailable(
             f"{name}: not in the hub cache and the hub is not reachable ({e}); connect once, or point"
