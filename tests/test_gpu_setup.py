@@ -153,6 +153,17 @@ def test_gpu_layers_come_from_the_option_then_the_environment(monkeypatch):
     monkeypatch.setenv("REASON_LOCAL_GPU_LAYERS", "many")
     with pytest.raises(ConfigError, match="REASON_LOCAL_GPU_LAYERS"):
         LocalModel("local/smollm2-135m")
+    with pytest.raises(ConfigError, match="gpu_layers"):
+        LocalModel("local/smollm2-135m", gpu_layers=-2)
+
+
+@pytest.mark.slow
+def test_the_loaded_model_has_the_layers_it_was_given(monkeypatch):
+    """On a CPU build llama.cpp gets n_gpu_layers=0, as before; on a GPU build every layer (-1)."""
+    monkeypatch.delenv("REASON_LOCAL_GPU_LAYERS", raising=False)
+    llm, _ = LocalModel("local/smollm2-135m", n_threads=2).llama()
+    expected = 0x7FFFFFFF if supports_gpu_offload() else 0  # llama-cpp-python writes -1 as INT32_MAX
+    assert llm.model_params.n_gpu_layers == expected
 
 
 def test_every_model_names_its_backend_and_device(tmp_path):

@@ -135,6 +135,8 @@ class LocalModel(ChatModel):
             raise ConfigError(f"slots must be at least 1, not {self.slots}")
         self.reports_confidence = self.slots > 1  # calls go through the batch decoders (see `_complete`)
         self._scheduler: Any = None
+        if gpu_layers is not None and gpu_layers < -1:
+            raise ConfigError(f"gpu_layers must be -1 (all), 0 (none) or a number of layers, not {gpu_layers}")
         self._gpu_layers = gpu_layers_from_env() if gpu_layers is None else gpu_layers
 
     @property
