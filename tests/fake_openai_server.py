@@ -9,7 +9,7 @@
 
 Endpoints (stdlib `ThreadingHTTPServer`: one thread per connection, so hundreds of concurrent clients):
 - POST /v1/chat/completions: JSON, or SSE when `"stream": true` (a final usage chunk when
-  `stream_options.include_usage`); `n` choices.
+  `stream_options.include_usage`); `n` choices (one whatever `n` asks with `honour_n=False`, as Ollama).
 - GET /v1/models: `srv.models` as a model list.   GET /health: 200.
 - POST /v1/messages: Anthropic Messages API, JSON or SSE. Point the Anthropic SDK at `srv.url`.
 
@@ -174,6 +174,7 @@ class FakeServer:
         cached_tokens: int = 0,
         reasoning_tokens: int = 0,
         chunk_delay: float = 0.0,
+        honour_n: bool = True,
     ) -> None:
         self.replies = replies
         self.latency = latency
@@ -183,6 +184,7 @@ class FakeServer:
         self.cached_tokens = cached_tokens
         self.reasoning_tokens = reasoning_tokens
         self.chunk_delay = chunk_delay
+        self.honour_n = honour_n
         self.requests: list[Recorded] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -408,7 +410,8 @@ class _Handler(BaseHTTPRequestHandler):
             for m in body.get("messages", [])
         ]
         model = body.get("model", "default")
-        replies = [self.fake.reply(messages, self._key_received()) for _ in range(int(body.get("n") or 1))]
+        n = int(body.get("n") or 1) if self.fake.honour_n else 1
+        replies = [self.fake.reply(messages, self._key_received()) for _ in range(n)]
         prompt, completion, cached = self._usage(messages, " ".join(r.get("content") or "" for r in replies))
         usage = {
             "prompt_tokens": prompt,

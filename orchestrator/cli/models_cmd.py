@@ -20,11 +20,26 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
+def local_runtime() -> dict[str, Any]:
+    """The llama.cpp backend and device local models run on, with their default GPU layers."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return {"backend": None, "device": "llama-cpp-python is not installed: pip install 'reason[local]'",
+                "gpu_layers": 0}
+    from orchestrator.models.device import default_gpu_layers, local_device
+
+    with user_errors():
+        return local_device(default_gpu_layers())
+
+
 def embedded() -> list[dict[str, Any]]:
-    """The embedded GGUF models: size, cache path, whether a verified copy is there now, and sources."""
+    """The embedded GGUF models: size, cache path, whether a verified copy is there now, sources, and the
+    backend and device they run on."""
     from orchestrator.models.weights import WEIGHTS, is_available
     from orchestrator.pypi_data import cache_dir
 
+    runtime = local_runtime()
     rows = []
     for key, w in WEIGHTS.items():
         path = cache_dir("models") / w.filename
@@ -34,7 +49,7 @@ def embedded() -> list[dict[str, Any]]:
         rows.append({
             "name": f"local/{key}", "size": w.size, "available": is_available(key), "path": str(path),
             "sha256": w.sha256, "pypi": packages, "hub": w.hub_repo, "context_window": w.context_window,
-            "license": w.license,
+            "license": w.license, **runtime,
         })
     return rows
 
@@ -88,6 +103,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  {m['name']:<28} {_size(m['size']):>7}  {state}{default}")
         click.echo(f"      cache {m['path']}")
         click.echo(f"      from  PyPI data packages {m['pypi']}; hub {m['hub']}")
+        layers = {0: "no layers offloaded", "all": "all layers offloaded"}.get(m["gpu_layers"],
+                                                                            f"{m['gpu_layers']} layers offloaded")
+        click.echo(f"      runs on {m['backend'] or 'nothing'}: {m['device']} ({layers})")
+    click.echo("  hf/OWNER/REPO/FILE.gguf      any GGUF on the Hugging Face hub, into the hub's cache")
     click.echo("\nAPI models (examples; any provider/model name works, others via litellm):")
     for m in data["api"]:
         price = ("price unknown" if m["usd_per_1m_input"] is None
@@ -108,9 +127,14 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @models.command()
 @click.argument("name")
 def pull(name: str) -> None:
-    """Fetch and verify an embedded model's weights (NAME: smollm2-135m or local/smollm2-135m)."""
-    from orchestrator.models.weights import WEIGHTS, weights_path
+    """Fetch and verify an embedded model's weights (NAME: smollm2-135m or local/smollm2-135m), or download
+    a hub GGUF (NAME: hf/OWNER/REPO/FILE.gguf)."""
+    from orchestrator.models.weights import WEIGHTS, hub_path, weights_path
 
+    if name.startswith("hf/"):
+        with user_errors():
+            click.echo(str(hub_path(name)))
+        return
     key = name.split("/", 1)[1] if name.startswith("local/") else name
     if key not in WEIGHTS:
         raise click.BadParameter(f"unknown embedded model {name!r}; known: {', '.join(WEIGHTS)}",

@@ -2,9 +2,11 @@
 
 Names:
 - `local/qwen2.5-coder-1.5b` (default), `local/smollm2-135m`, `local/PATH.gguf`: in-process llama.cpp
+- `hf/OWNER/REPO/FILE.gguf`: any GGUF on the Hugging Face hub, downloaded into the hub's cache, in-process
 - `openai/MODEL`: OpenAI; `anthropic/MODEL`: Anthropic
 - `http://HOST:PORT/v1#MODEL` (or https): any OpenAI-compatible server (vLLM, llama.cpp, Ollama, ...)
 - `endpoint/NAME`: an OpenAI-compatible endpoint from the config file
+- `vllm/MODEL`, `sglang/MODEL`, `llama-server/MODEL`, `ollama/MODEL`: a GPU inference server (`servers.py`)
 - `fake/...`: the scripted model (tests); `replay/PATH.jsonl`: replays a saved trajectory
 - anything else: litellm (`groq/...`, `openrouter/...`, `bedrock/...`, ...)
 """
@@ -27,6 +29,10 @@ ADAPTERS: dict[str, str] = {
     "https": "orchestrator.models.openai_compat:OpenAIModel",
     "endpoint": "orchestrator.models.openai_compat:OpenAIModel",
     "anthropic": "orchestrator.models.anthropic_model:AnthropicModel",
+    "vllm": "orchestrator.models.servers:ServerModel",
+    "sglang": "orchestrator.models.servers:ServerModel",
+    "llama-server": "orchestrator.models.servers:ServerModel",
+    "ollama": "orchestrator.models.servers:ServerModel",  # litellm's own route: litellm/ollama/MODEL
     "litellm": "orchestrator.models.litellm_model:LiteLLMModel",
 }
 
@@ -40,6 +46,8 @@ def provider_of(name: str) -> str:
     """The adapter prefix of a model name (`litellm` for anything unrecognised)."""
     if name.startswith(("http://", "https://")):
         return "http"
+    if name.startswith("hf/"):  # a hub GGUF runs in-process like the embedded models
+        return "local"
     prefix = name.split("/", 1)[0] if "/" in name else ""
     if prefix in ("fake", "replay"):
         return prefix

@@ -11,6 +11,10 @@ report how many prompt tokens were really evaluated (`Usage.cached_tokens` = pro
 chains): a `Scheduler` decodes one token of every running call per step, lets new calls join as others
 finish, and reuses the cells of shared and earlier prompts (`local_batch`). Greedy text can differ from
 a lone call's where two tokens are within rounding of each other.
+
+On a llama.cpp built with a GPU backend (scripts/setup.sh builds CUDA where it finds a GPU and nvcc) every
+layer is offloaded unless `gpu_layers` or REASON_LOCAL_GPU_LAYERS says otherwise; a CPU build offloads none,
+as before. `device_info()` names the backend and the chip (`device.py`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, ContextLengthExceeded, MissingDependency
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
-from orchestrator.models.weights import WEIGHTS, weights_path
+from orchestrator.models.device import default_gpu_layers, gpu_layers_from_env, local_device
+from orchestrator.models.weights import WEIGHTS, hub_name, hub_path, weights_path
 
-_LOADED: dict[tuple[str, int, int], Any] = {}
+_LOADED: dict[tuple[str, int, int, int], Any] = {}
 _COMPUTE_LOCK = threading.Lock()  # one model computes at a time, in this process
-_DECODERS: dict[tuple[str, int, int], Any] = {}  # the batch decoder of each loaded model (see `sample`)
+_DECODERS: dict[tuple[str, int, int, int], Any] = {}  # the batch decoder of each loaded model (see `sample`)
 _SCHEDULERS: list[Any] = []  # of `LocalModel(slots > 1)`s, each with a context of its own
 _REGISTRY_LOCK = threading.Lock()
 
@@ -59,14 +64,16 @@ def _close_all() -> None:
         _LOADED.clear()
 
 
-def load_llama(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
-    """The shared `Llama` for a weights file (loaded once per process) and its lock."""
-    key = (str(path), n_ctx, n_threads)
+def load_llama(path: Path, n_ctx: int, n_threads: int, n_gpu_layers: int = 0) -> tuple[Any, threading.Lock]:
+    """The shared `Llama` for a weights file (loaded once per process) and its lock. `n_gpu_layers`: layers
+    offloaded to the GPU (-1: all)."""
+    key = (str(path), n_ctx, n_threads, n_gpu_layers)
     with _REGISTRY_LOCK:
         if key not in _LOADED:
             llama_cpp = _import_llama()
             _LOADED[key] = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False, seed=0
+                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False, seed=0,
+                n_gpu_layers=n_gpu_layers,
             )
         return _LOADED[key], _COMPUTE_LOCK
 
@@ -82,7 +89,8 @@ def _env_count(name: str, default: int) -> int:
 
 
 class LocalModel(ChatModel):
-    """`local/qwen2.5-coder-1.5b`, `local/smollm2-135m`, or `local/PATH.gguf`: llama.cpp in this process."""
+    """`local/qwen2.5-coder-1.5b`, `local/smollm2-135m`, `local/PATH.gguf` or `hf/OWNER/REPO/FILE.gguf`: llama.cpp
+    in this process, on the GPU where its build has one."""
 
     is_local = True
 
@@ -94,13 +102,20 @@ class LocalModel(ChatModel):
         n_threads: int | None = None,
         path: str | Path | None = None,
         slots: int | None = None,
+        gpu_layers: int | None = None,
     ) -> None:
+        """`gpu_layers`: layers to offload to the GPU (-1: all); default REASON_LOCAL_GPU_LAYERS, else all of them
+        where llama.cpp was built with a GPU backend and none on a CPU build."""
         super().__init__(options)
         self.name = name
         key = name.split("/", 1)[1] if "/" in name else name
+        self.hub: str | None = None  # an hf/ name, downloaded on first call
         if path is not None:
             self.path: Path | None = Path(path)
             self.key = None
+        elif name.startswith("hf/"):
+            hub_name(name)  # a malformed name fails here, not at the first call
+            self.path, self.key, self.hub = None, None, name
         elif key in WEIGHTS:
             self.path, self.key = None, key  # resolved (and fetched if needed) on first call
         elif key.endswith(".gguf"):
@@ -108,7 +123,8 @@ class LocalModel(ChatModel):
             if not self.path.is_file():
                 raise ConfigError(f"no GGUF file at {key}")
         else:
-            raise ConfigError(f"unknown local model {key!r}; known: {', '.join(WEIGHTS)} or local/PATH.gguf")
+            raise ConfigError(f"unknown local model {key!r}; known: {', '.join(WEIGHTS)}, local/PATH.gguf"
+                              " or hf/OWNER/REPO/FILE.gguf")
         default_ctx = min(WEIGHTS[self.key].context_window, 8192) if self.key else 4096
         if self.key:
             self.sample_temperature = WEIGHTS[self.key].sample_temperature
@@ -119,12 +135,26 @@ class LocalModel(ChatModel):
             raise ConfigError(f"slots must be at least 1, not {self.slots}")
         self.reports_confidence = self.slots > 1  # calls go through the batch decoders (see `_complete`)
         self._scheduler: Any = None
+        if gpu_layers is not None and gpu_layers < -1:
+            raise ConfigError(f"gpu_layers must be -1 (all), 0 (none) or a number of layers, not {gpu_layers}")
+        self._gpu_layers = gpu_layers_from_env() if gpu_layers is None else gpu_layers
+
+    @property
+    def gpu_layers(self) -> int:
+        """Layers offloaded to the GPU (-1: all; 0 on a CPU build). Asks llama.cpp, so it imports it."""
+        if self._gpu_layers is None:
+            self._gpu_layers = default_gpu_layers()
+        return self._gpu_layers
+
+    def device_info(self) -> dict[str, Any]:
+        """{"backend", "device", "gpu_layers"}: llama.cpp's build and the chip this model runs on."""
+        _import_llama()
+        return local_device(self.gpu_layers)
 
     def llama(self) -> tuple[Any, threading.Lock]:
         if self.path is None:
-            assert self.key is not None
-            self.path = weights_path(self.key)
-        return load_llama(self.path, self.context_window, self.n_threads)
+            self.path = hub_path(self.hub) if self.hub else weights_path(self.key or "")
+        return load_llama(self.path, self.context_window, self.n_threads, self.gpu_layers)
 
     def _kwargs(self, options: CallOptions) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -251,7 +281,7 @@ class LocalModel(ChatModel):
         is smaller (the model's lock is held)."""
         from orchestrator.models.local_batch import BatchDecoder
 
-        key = (str(self.path), self.context_window, self.n_threads)
+        key = (str(self.path), self.context_window, self.n_threads, self.gpu_layers)
         decoder = _DECODERS.get(key)
         if decoder is None or decoder.n_seq < n_seq or decoder.n_ctx < n_cells:
             if decoder is not None:

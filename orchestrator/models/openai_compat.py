@@ -3,13 +3,15 @@
 Names: `openai/MODEL` (api.openai.com), `http(s)://HOST/v1#MODEL` (model defaults to `default`;
 key from `REASON_HTTP_API_KEY`, OPENAI_API_KEY only for api.openai.com; never `reason serve`'s guard key),
 `endpoint/NAME` (a `[endpoints.NAME]` table in config.toml with `base_url`, `model`, `api_key_env`, and
-optionally `logprobs = true`: ask for token log-probabilities, for confidence-weighted votes).
+optionally `logprobs = true`: ask for token log-probabilities, for confidence-weighted votes; `n = true`: the
+server draws several samples in one request, as vLLM and SGLang do). GPU servers by name: `servers.py`.
 The SDK's own retries are off; `retry.py` does them. `openai` is imported only when a client is built.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +84,7 @@ class OpenAIModel(RemoteModel):
 
     supports_tools = True
     client_classes = ("OpenAI", "AsyncOpenAI")
+    supports_n = False  # `sample` asks for all its samples in one request with `n` (see `servers.py`)
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class OpenAIModel(RemoteModel):
                 raise MissingKey(f"endpoint {name!r} needs a key: `export {var}=...`")
             if logprobs is None and "logprobs" in table:
                 logprobs = bool(table["logprobs"])
+            self.supports_n = bool(table.get("n", False))
         else:
             model = name.split("/", 1)[-1]
             api_key = get_key("openai", api_key)
@@ -189,6 +193,44 @@ class OpenAIModel(RemoteModel):
         )
         return self._completion(response)
 
+    def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
+        """With `supports_n`, one request with `n` for all the samples, seeded with the first seed (the server
+        draws each choice from its own stream): the server evaluates the prompt once and decodes the choices
+        together. The server's counts are split: the prompt is reported by every sample and cached for all but
+        the first, the generated tokens by choice (its logprobs, else its share of the text). A server that
+        ignores `n` and answers fewer choices gets the rest asked one request each, and no `n` again."""
+        if not self.supports_n or len(seeds) < 2:
+            return super().sample(messages, seeds, **options)
+        from openai.types.chat import ChatCompletion
+
+        req = {**self._request(messages, self.options.merged(**{**options, "seed": seeds[0]})), "n": len(seeds)}
+        start = time.perf_counter()
+        response = retry.call(
+            lambda: self._client().post("/chat/completions", body=req, cast_to=ChatCompletion),
+            self.retry, [self.api_key],
+        )
+        choices = sorted(response.choices, key=lambda c: c.index)[: len(seeds)]
+        if not choices:
+            raise ProviderError(f"{self.name}: the response has no choices")
+        usage = usage_of(response.usage)
+        lengths = [len(c.logprobs.content) if c.logprobs and c.logprobs.content else None for c in choices]
+        generated = lengths if None not in lengths else shares(
+            usage.completion_tokens, [len(c.message.content or "") for c in choices])
+        share = (time.perf_counter() - start) / len(choices)
+        drawn = []
+        for i, (choice, tokens) in enumerate(zip(choices, generated, strict=True)):
+            cached = usage.cached_tokens if i == 0 else usage.prompt_tokens
+            drawn.append(self._finish(Completion(
+                text=choice.message.content or "", model=self.name, finish_reason=choice.finish_reason or "stop",
+                usage=Usage(usage.prompt_tokens, int(tokens or 0), cached, usage.reasoning_tokens if i == 0 else 0),
+                seconds=share, confidence=_confidence(choice.logprobs.content if choice.logprobs else None),
+                raw=response.model_dump() if i == 0 else {"choice": choice.index, "of": response.id},
+            ), start))
+        if len(drawn) < len(seeds):
+            self.supports_n = False
+            drawn += super().sample(messages, seeds[len(drawn):], **options)
+        return drawn
+
     def _stream(
         self, messages: list[Message], options: CallOptions, on_token: Callable[[str], None]
     ) -> Completion:
@@ -241,6 +283,17 @@ def _confidence(tokens: list[Any] | None) -> dict[str, float] | None:
     confs = [-sum(float(a.logprob) for a in t.top_logprobs) / len(t.top_logprobs) if t.top_logprobs
              else -float(t.logprob) for t in tokens]
     return summarise(logprobs, confs)
+
+
+def shares(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights` (evenly when they are all 0), in whole numbers that add up to
+    `total` (the largest remainders get the odd units)."""
+    weights = weights if any(weights) else [1] * len(weights)
+    exact = [total * w / sum(weights) for w in weights]
+    parts = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: parts[i] - exact[i])[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
 
 
 def _merge_tool_delta(calls: dict[int, dict[str, Any]], delta: Any) -> None:

