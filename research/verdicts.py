@@ -1,7 +1,7 @@
 """How often a verification step was right: verdicts of the last check before each final answer, against
 the answer's correctness, from a results folder's trajectories.
 
-    python benchmarks/verdicts.py benchmarks/results/gsm8k-chain --arm "local/qwen2.5-coder-1.5b|chain|"
+    python -m research.verdicts research/results/gsm8k-chain --arm "local/qwen2.5-coder-1.5b|chain|"
 
 Prints, for the arm's problems, a table of (final answer right?, last verdict) counts, and every verdict of
 every attempt (a first answer refuted, then a second one passed, shows as `False, True`). For an arm with

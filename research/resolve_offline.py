@@ -1,7 +1,7 @@
 """What `verify_by=resolve` would score, replayed offline from recorded data (no model calls).
 
-    python benchmarks/resolve_offline.py --results benchmarks/results/gsm8k-chain/results.jsonl \
-        --arm "local/qwen2.5-coder-1.5b|chain|" --pool tests/data/stopping_pool.jsonl --orderings 200
+    python -m research.resolve_offline --results research/results/gsm8k-chain/results.jsonl \
+        --arm "local/qwen2.5-coder-1.5b|chain|" --pool research/pools/stopping_pool.jsonl --orderings 200
 
 For each problem both files have, the chain's recorded answer meets k re-solves drawn from the pool's plain
 samples of the same problem (T = 0.7, in random orders, seeded per problem). As `_verify_by_resolving` does,
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import wilson
-from orchestrator.bench.stopping_replay import sample_count
+from research.stopping_replay import sample_count
 
 
 def decide(chain: str | None, resolves: list[str | None], kind: str = "math") -> str | None:

@@ -1,6 +1,6 @@
 """Offline: does the model's token confidence tell right samples from wrong ones, and does it make votes better?
 
-Replays a pool recorded with per-sample confidence summaries (`benchmarks/stopping_pool.py record --batch`,
+Replays a pool recorded with per-sample confidence summaries (`research/stopping_pool.py record --batch`,
 see `orchestrator.confidence`) in many random orders, as `stopping_replay` does, and compares over the first k
 samples, for k = 1..N:
 
@@ -18,7 +18,7 @@ within problems (over the pairs of a right and a wrong sample of the same proble
 needs: the question's difficulty moves every sample's confidence together).
 
 `rescore_votes` does the same for a benchmark's live `vote` runs, from their trajectories: what
-`vote:weight=SCORE` picks from the very samples the run drew (`benchmarks/vote_weights.py`).
+`vote:weight=SCORE` picks from the very samples the run drew (`research/vote_weights.py`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from orchestrator.answers import group, same_answer
 from orchestrator.bench.stats import bootstrap_interval, mcnemar, wilson
-from orchestrator.bench.stopping_replay import orderings, prepare
+from research.stopping_replay import orderings, prepare
 from orchestrator.confidence import SCORES, combine
 from orchestrator.strategies.stopping import Label, StopRule, majority, stop_point, weighted_majority
 

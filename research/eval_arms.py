@@ -1,7 +1,7 @@
 """Run model x strategy arms on a pinned benchmark sample and print the summary table.
 
-    python benchmarks/eval_arms.py --dataset gsm8k --limit 50 --seed 0 \
-        --arm local/qwen2.5-coder-1.5b:plain --arm local/qwen2.5-coder-1.5b:chain --out benchmarks/results/x
+    python -m research.eval_arms --dataset gsm8k --limit 50 --seed 0 \
+        --arm local/qwen2.5-coder-1.5b:plain --arm local/qwen2.5-coder-1.5b:chain --out research/results/x
 
 An arm is MODEL:STRATEGY[:key=value,...] where keys are ReasonConfig fields (e.g. tools=true) or strategy
 options (e.g. samples=16), as in `reason bench -s STRATEGY:KEY=VALUE,...`. Results are
@@ -51,7 +51,7 @@ def main() -> None:
     out = Path(args.out)
     arms = [parse_arm(a) for a in args.arm]
     write_manifest(out, args.dataset, args.seed, args.limit, arms, [p.id for p in problems],
-                   command="python " + " ".join(sys.argv))
+                   command=" ".join(["python -m research.eval_arms", *sys.argv[1:]]))
 
     def show(row):
         print(f"{row['arm']:<50} {row['problem_id']:<14} {'OK ' if row['correct'] else 'BAD'} "

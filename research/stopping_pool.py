@@ -1,11 +1,11 @@
 """Record a pool of sampled answers, then replay stopping rules on it offline.
 
-    python benchmarks/stopping_pool.py record --model local/qwen2.5-coder-1.5b --strategy plain \
-        --dataset gsm8k --limit 30 --seed 0 --samples 8 --out tests/data/stopping_pool.jsonl
-    python benchmarks/stopping_pool.py replay --pool tests/data/stopping_pool.jsonl --orderings 200
-    python benchmarks/stopping_pool.py compare --pool tests/data/stopping_pool_t0.4.jsonl \
-        --pool tests/data/stopping_pool.jsonl --samples 8
-    python benchmarks/stopping_pool.py confidence --pool tests/data/confidence_pool_t0.4.jsonl
+    python -m research.stopping_pool record --model local/qwen2.5-coder-1.5b --strategy plain \
+        --dataset gsm8k --limit 30 --seed 0 --samples 8 --out research/pools/stopping_pool.jsonl
+    python -m research.stopping_pool replay --pool research/pools/stopping_pool.jsonl --orderings 200
+    python -m research.stopping_pool compare --pool research/pools/stopping_pool_t0.4.jsonl \
+        --pool research/pools/stopping_pool.jsonl --samples 8
+    python -m research.stopping_pool confidence --pool research/pools/confidence_pool_t0.4.jsonl
 
 `record` samples each problem N times (`plain`, or a cheap `chain` without reflection or verification) at
 temperature 0.7 with seeds 0..N-1, through the disk cache. It is resumable by itself: the pool file is
@@ -16,9 +16,9 @@ sample's token statistics (`confidence`: `orchestrator.confidence.summarise`; nu
 `--skip S` records problems S+1..LIMIT of the same seeded draw (a held-out pool beside one of the first
 problems); `replay` and `confidence` take several `--pool` files as one pool.
 `confidence` replays confidence-weighted and filtered votes on such a pool
-(`orchestrator.bench.confidence_replay`).
+(`research.confidence_replay`).
 `replay` prints fixed-k majority accuracy for k = 1..N against the adaptive rules (see
-`orchestrator.bench.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
+`research.stopping_replay`) and whether one reaches fixed-N accuracy within a point with half the
 samples; `--grid` replays a finer sweep of the Beta and cost rules instead of the default rules; `--json` also
 writes the report, `--plot` the curve (accuracy against samples used). `--caps` asks the target at equal
 accuracy instead: for each k, the fewest samples a rule spends (capped at any 2..N) to come within a point of
@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.bench.datasets import Problem, load_dataset
-from orchestrator.bench.plot import plot_stopping
-from orchestrator.bench.stopping_replay import (
+from research.plot import plot_stopping
+from research.stopping_replay import (
     check_record, compare_markdown, compare_pools, equal_accuracy, equal_accuracy_markdown, grid_rules, markdown,
     prepare, read_pool, replay, sample_count,
 )
@@ -221,7 +221,7 @@ def compare_cmd(args: argparse.Namespace) -> None:
 
 def confidence_cmd(args: argparse.Namespace) -> None:
     """Print how well token confidence separates right from wrong samples and what it does to votes."""
-    from orchestrator.bench.confidence_replay import confidence_markdown, replay_confidence, scored
+    from research.confidence_replay import confidence_markdown, replay_confidence, scored
 
     try:
         problems = scored(checked_pools(args.pool), samples=args.samples)
@@ -253,10 +253,10 @@ def main() -> None:
                      help="plain only: draw this many samples of a problem together (the local model decodes "
                           "them in one batch); 0 = one solve each, through the disk cache")
     rec.add_argument("--cache", default="", help="cache folder ('' = the reason cache, 'off' = none)")
-    rec.add_argument("--out", default="tests/data/stopping_pool.jsonl")
+    rec.add_argument("--out", default="research/pools/stopping_pool.jsonl")
     rep = sub.add_parser("replay", help="replay stopping rules on a pool")
     rep.add_argument("--pool", action="append", default=None,
-                     help="a pool file (default tests/data/stopping_pool.jsonl); several replay as one pool")
+                     help="a pool file (default research/pools/stopping_pool.jsonl); several replay as one pool")
     rep.add_argument("--orderings", type=int, default=200)
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--samples", type=sample_count, default=None,
@@ -275,15 +275,15 @@ def main() -> None:
     cmp.add_argument("--samples", type=sample_count, default=None, help="compare the first N samples only")
     conf = sub.add_parser("confidence", help="token confidence: right vs wrong samples, weighted and filtered votes")
     conf.add_argument("--pool", action="append", default=None,
-                      help="a pool file (default tests/data/confidence_pool_t0.4.jsonl); several count as one pool")
+                      help="a pool file (default research/pools/confidence_pool_t0.4.jsonl); several count as one pool")
     conf.add_argument("--orderings", type=int, default=200)
     conf.add_argument("--seed", type=int, default=0)
     conf.add_argument("--samples", type=sample_count, default=None, help="the first N samples only")
     conf.add_argument("--json", default="")
     args = ap.parse_args()
     if args.command in ("replay", "confidence") and not args.pool:
-        args.pool = [{"replay": "tests/data/stopping_pool.jsonl",
-                      "confidence": "tests/data/confidence_pool_t0.4.jsonl"}[args.command]]
+        args.pool = [{"replay": "research/pools/stopping_pool.jsonl",
+                      "confidence": "research/pools/confidence_pool_t0.4.jsonl"}[args.command]]
     if args.command == "compare" and len(args.pool) != 2:
         ap.error("compare takes exactly two --pool")
     {"record": record, "replay": replay_cmd, "compare": compare_cmd, "confidence": confidence_cmd}[args.command](args)

@@ -1,6 +1,6 @@
 """Rebuild the results rows of an arm from its trajectories, for solves whose row never reached results.jsonl.
 
-    python benchmarks/recover_rows.py benchmarks/results/gsm8k-chain \
+    python -m research.recover_rows research/results/gsm8k-chain \
         --arm "http://127.0.0.1:8000/v1#qwen|plain|optillm-self_consistency" \
         --since 20261124-032700 --until 20261124-041100 [--write]
 

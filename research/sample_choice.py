@@ -1,7 +1,7 @@
 """How well a sampling arm chose among its own samples, and how far it went over its budget, from a
 results folder's rows and trajectories.
 
-    python benchmarks/sample_choice.py benchmarks/results/gsm8k-chain \
+    python -m research.sample_choice research/results/gsm8k-chain \
         --arm "local/qwen2.5-coder-1.5b|best-of-n|tokens=4000" --budget-tokens 4000
 
 For an arm whose solves sample several chains (`best-of-n`, `vote`, `auto`: a folder of `sample-NNN.jsonl`

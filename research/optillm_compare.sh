@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # optillm (a peer) on the same local model and the same pinned GSM8K sample, for comparison.
 #
-#   OPTILLM_VENV=/tmp/optvenv bash benchmarks/optillm_compare.sh cot_reflection 50 0 benchmarks/results/gsm8k-chain
+#   OPTILLM_VENV=/tmp/optvenv bash research/optillm_compare.sh cot_reflection 50 0 research/results/gsm8k-chain
 #
 # Needs optillm==0.4.0 installed in its own virtualenv (it pulls torch and transformers; we never import it):
 #   python3 -m venv /tmp/optvenv && /tmp/optvenv/bin/pip install optillm==0.4.0 torch==2.13.0
@@ -14,7 +14,7 @@
 # problems cut off before, so start a fresh OUT for exact totals).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-approach=${1:-cot_reflection}; limit=${2:-50}; seed=${3:-0}; out=${4:-benchmarks/results/gsm8k-chain}
+approach=${1:-cot_reflection}; limit=${2:-50}; seed=${3:-0}; out=${4:-research/results/gsm8k-chain}
 venv=${OPTILLM_VENV:-/tmp/optvenv}
 usage="$out/optillm-$approach-usage.jsonl"
 mkdir -p "$out"
@@ -31,7 +31,7 @@ for _ in $(seq 120); do
 done
 # One moa request is several model calls queued behind 7 other problems' calls: a one-day client timeout (a
 # request cut off at the default 600 s would be sent again while optillm still computes the first).
-OPENAI_API_KEY=none REASON_HTTP_TIMEOUT=86400 .venv/bin/python benchmarks/eval_arms.py --dataset gsm8k --limit "$limit" --seed "$seed" \
+OPENAI_API_KEY=none REASON_HTTP_TIMEOUT=86400 .venv/bin/python -m research.eval_arms --dataset gsm8k --limit "$limit" --seed "$seed" \
   --arm "http://127.0.0.1:8000/v1#qwen|plain|optillm-$approach" --out "$out"
 .venv/bin/python - "$usage" "$limit" <<'PY'
 import json, sys

@@ -1,6 +1,6 @@
 """Offline evaluation of stopping rules: replay them on a recorded pool of samples in many random orders.
 
-A pool (`tests/data/stopping_pool.jsonl`, written by `benchmarks/stopping_pool.py record`) holds, per
+A pool (`research/pools/stopping_pool.jsonl`, written by `research/stopping_pool.py record`) holds, per
 problem, the gold answer and N independently sampled answers with their token counts. For each problem we
 draw random orderings of its samples (seeded per problem) and ask: what does majority voting over the first
 k samples score, for k = 1..N, and what does an adaptive rule score, and after how many samples does it stop?

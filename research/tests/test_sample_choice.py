@@ -1,4 +1,4 @@
-"""benchmarks/sample_choice.py on a results folder written here: samples read from their trajectories,
+"""research/sample_choice.py on a results folder written here: samples read from their trajectories,
 agreement and choice counted by meaning, overruns measured against the largest call."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from benchmark_script import load_benchmark
 
 from orchestrator.trajectory import Call, Step, Trajectory
+from research import sample_choice
 
 
 def load_script():
-    return load_benchmark("sample_choice")
+    return sample_choice
 
 
 def write_sample(path: Path, answer: str | None, calls: list[int], stop: str = "answered") -> None:
