@@ -19,7 +19,7 @@ def plot_stopping(report: dict[str, Any], path: Path) -> Path:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise MissingDependency("the plot needs matplotlib: `pip install 'reason[bench]'`") from None
+        raise MissingDependency("the plot needs matplotlib: `pip install 'reasonloop[bench]'`") from None
     n = report["samples"]
     full = 100 * report["fixed_k"][-1]["accuracy"]
     fig = Figure(figsize=(8, 5), layout="constrained")

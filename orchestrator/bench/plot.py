@@ -19,7 +19,7 @@ def plot_scaling(summary: list[dict[str, Any]], path: Path, title: str) -> Path:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise MissingDependency("the plot needs matplotlib: `pip install 'reason[bench]'`") from None
+        raise MissingDependency("the plot needs matplotlib: `pip install 'reasonloop[bench]'`") from None
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in summary:
         by_model[s["model"]].append(s)

