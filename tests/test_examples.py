@@ -4,6 +4,7 @@ against the fake OpenAI-compatible server on 127.0.0.1; `hello.py` on the script
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_hello_runs_on_the_scripted_model_alone():
 def test_examples_run_against_an_openai_compatible_server(name, args):
     with serve(replies=server_reply) as srv:
         out = run_example(name, "--model", srv.model("m"), "--max-calls", "6", *args)
-    assert "9" in out.split("answer")[-1]
+    assert re.search(r"^answer: 9\b", out, re.MULTILINE), out
     trajectory(out)
     assert srv.requests  # the example's model calls went to the server
 

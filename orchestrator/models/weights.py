@@ -39,7 +39,7 @@ class Weights:
     license: str
     context_window: int
     # The temperature sampling strategies draw at with this model (`ChatModel.sample_temperature`), where we
-    # measured a better one than the usual 0.7 (docs/results.md, "what the sampling temperature buys").
+    # measured a better one than the usual 0.7 (research/log.md, "what the sampling temperature buys").
     sample_temperature: float = 0.7
 
 
