@@ -9,20 +9,26 @@ StrictUndefined: a misspelt variable is an error, not an empty string.
 
 from __future__ import annotations
 
-import os
+import argparse
 from pathlib import Path
 
 from orchestrator import Budget, ReasonConfig, Reasoner
 
-MODEL = os.environ.get("REASON_EXAMPLE_MODEL", "local/qwen2.5-coder-1.5b")
-MAX_CALLS = int(os.environ["REASON_EXAMPLE_MAX_CALLS"]) if "REASON_EXAMPLE_MAX_CALLS" in os.environ else None
-PER_CALL = int(os.environ.get("REASON_EXAMPLE_MAX_TOKENS_PER_CALL", "1024"))
 PROMPTS = Path(__file__).parent / "prompts"
 
 
-def main() -> None:
-    config = ReasonConfig(prompts_dir=str(PROMPTS), max_tokens_per_call=PER_CALL)
-    reasoner = Reasoner(MODEL, config=config, budget=Budget(max_seconds=300, max_calls=MAX_CALLS))
+def options() -> argparse.Namespace:
+    """The model and how far to let it run (`--max-calls 1` for a quick look)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="local/qwen2.5-coder-1.5b", help="a model name, as for `reason -m`")
+    ap.add_argument("--max-calls", type=int, help="stop after this many model calls")
+    ap.add_argument("--max-tokens-per-call", type=int, default=1024)
+    return ap.parse_args()
+
+
+def main(args: argparse.Namespace) -> None:
+    config = ReasonConfig(prompts_dir=str(PROMPTS), max_tokens_per_call=args.max_tokens_per_call)
+    reasoner = Reasoner(args.model, config=config, budget=Budget(max_seconds=300, max_calls=args.max_calls))
     result = reasoner.solve("Tom has 3 boxes of 12 pencils and gives away 10 pencils. How many are left?")
     first_think = next(s for s in result.steps if s.kind == "think")
     print("the model was asked:")
@@ -32,4 +38,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(options())

@@ -1,29 +1,33 @@
 """Quickstart: answer one question with the embedded local model, within a budget, offline.
 
     python examples/quickstart.py
-    REASON_EXAMPLE_MODEL=local/smollm2-135m python examples/quickstart.py   # the tiny, fast model
-
-The tests shrink the run with REASON_EXAMPLE_MAX_CALLS and REASON_EXAMPLE_MAX_TOKENS_PER_CALL.
+    python examples/quickstart.py --model local/smollm2-135m   # the tiny, fast model
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 
 from orchestrator import Budget, ReasonConfig, Reasoner
 
-MODEL = os.environ.get("REASON_EXAMPLE_MODEL", "local/qwen2.5-coder-1.5b")
-MAX_CALLS = int(os.environ["REASON_EXAMPLE_MAX_CALLS"]) if "REASON_EXAMPLE_MAX_CALLS" in os.environ else None
-PER_CALL = int(os.environ.get("REASON_EXAMPLE_MAX_TOKENS_PER_CALL", "1024"))
 QUESTION = "A farmer has 17 sheep; all but 9 run away. How many are left?"
 
 
-def main() -> None:
+def options() -> argparse.Namespace:
+    """The model and how far to let it run (`--max-calls 1` for a quick look)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="local/qwen2.5-coder-1.5b", help="a model name, as for `reason -m`")
+    ap.add_argument("--max-calls", type=int, help="stop after this many model calls")
+    ap.add_argument("--max-tokens-per-call", type=int, default=1024)
+    return ap.parse_args()
+
+
+def main(args: argparse.Namespace) -> None:
     reasoner = Reasoner(
-        MODEL,
+        args.model,
         strategy="chain",
-        budget=Budget(max_tokens=20_000, max_seconds=300, max_calls=MAX_CALLS),
-        config=ReasonConfig(max_tokens_per_call=PER_CALL),
+        budget=Budget(max_tokens=20_000, max_seconds=300, max_calls=args.max_calls),
+        config=ReasonConfig(max_tokens_per_call=args.max_tokens_per_call),
     )
     result = reasoner.solve(QUESTION)
     print(f"question: {result.question}")
@@ -38,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(options())

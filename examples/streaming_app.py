@@ -8,22 +8,28 @@ finally ("result", Result). It runs the solve in a worker thread, so a UI loop c
 
 from __future__ import annotations
 
-import os
-import sys
+import argparse
 import time
 
 from orchestrator import Budget, ReasonConfig, Reasoner
 
-MODEL = os.environ.get("REASON_EXAMPLE_MODEL", "local/qwen2.5-coder-1.5b")
-MAX_CALLS = int(os.environ["REASON_EXAMPLE_MAX_CALLS"]) if "REASON_EXAMPLE_MAX_CALLS" in os.environ else None
-PER_CALL = int(os.environ.get("REASON_EXAMPLE_MAX_TOKENS_PER_CALL", "1024"))
+def options() -> argparse.Namespace:
+    """The model and how far to let it run (`--max-calls 1` for a quick look)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="local/qwen2.5-coder-1.5b", help="a model name, as for `reason -m`")
+    ap.add_argument("question", nargs="*", help="the question (default: a percentage)")
+    ap.add_argument("--max-calls", type=int, help="stop after this many model calls")
+    ap.add_argument("--max-tokens-per-call", type=int, default=1024)
+    return ap.parse_args()
 
 
-def main(question: str) -> None:
+
+def main(args: argparse.Namespace) -> None:
+    question = " ".join(args.question) or "What is 15% of 80?"
     reasoner = Reasoner(
-        MODEL,
-        budget=Budget(max_seconds=300, max_calls=MAX_CALLS),
-        config=ReasonConfig(max_tokens_per_call=PER_CALL),
+        args.model,
+        budget=Budget(max_seconds=300, max_calls=args.max_calls),
+        config=ReasonConfig(max_tokens_per_call=args.max_tokens_per_call),
         stream_tokens=True,  # also yield the thinking token by token
     )
     start = time.monotonic()
@@ -40,4 +46,4 @@ def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    main(" ".join(sys.argv[1:]) or "What is 15% of 80?")
+    main(options())

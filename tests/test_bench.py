@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from benchmark_script import load_benchmark
 from fake_openai_server import Fault, serve
 
 from orchestrator.bench.arms import make_arms, parse_budget
@@ -338,42 +337,6 @@ def test_the_manifest_keeps_every_command_that_added_to_the_folder(tmp_path):
     write_manifest(tmp_path, "gsm8k", 0, None, [arm], ["d"])
     write_manifest(tmp_path, "gsm8k", 0, 5, [arm], ["a"])
     assert read_manifest(tmp_path)["limit"] is None  # every problem, once any command took them all
-
-
-def test_eval_arms_reads_arm_settings_as_reason_bench_does():
-    module = load_benchmark("eval_arms")
-    arm = module.parse_arm("local/qwen2.5-coder-1.5b:chain:verify_by=resolve,max_attempts=3")
-    assert (arm.key, arm.config.verify_by, arm.config.max_attempts) == (
-        "local/qwen2.5-coder-1.5b|chain|verify_by=resolve,max_attempts=3", "resolve", 3)
-    arm = module.parse_arm("local/m:vote:samples=16,tools=true")
-    assert arm.strategy_options == {"samples": 16} and arm.config.tools is True
-    arm = module.parse_arm("http://127.0.0.1:8000/v1#qwen|plain|optillm-cot_reflection")  # a label, no settings
-    assert (arm.model, arm.label, arm.strategy_options) == (
-        "http://127.0.0.1:8000/v1#qwen", "optillm-cot_reflection", {})
-    with pytest.raises(ConfigError, match="bad strategy"):
-        module.parse_arm("local/m:chain:verify_by=resolve,oops")
-
-
-def test_lost_rows_are_rebuilt_from_the_trajectories(tmp_path):
-    module = load_benchmark("recover_rows")
-    gold = write_problems(tmp_path / "q.jsonl", 6)
-    out = tmp_path / "out"
-    with serve(replies=answers(gold, right=lambda i: i % 2 == 0)) as srv:
-        result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-o", str(out))
-        assert result.exit_code == 0, result.output
-        arm = f"{srv.model('m')}|plain|"
-    rows = read_results(out / "results.jsonl")
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))  # 4 rows lost
-    rebuilt = module.recover(out, arm)
-    assert sorted(r["problem_id"] for r in rebuilt) == sorted(r["problem_id"] for r in rows[2:])
-    originals = {r["problem_id"]: r for r in rows}
-    for r in rebuilt:
-        o = originals[r["problem_id"]]
-        assert r["recovered"] and (r["correct"], r["predicted"], r["gold"], r["completion_tokens"]) == (
-            o["correct"], o["predicted"], o["gold"], o["completion_tokens"])
-    assert module.recover(out, arm, since="99999999") == []  # outside the time window
-    with pytest.raises(SystemExit, match="several trajectories"):
-        module.recover(out, f"{srv.model('m')}|vote|")
 
 
 def test_a_failed_solve_is_recorded_with_what_it_spent(tmp_path):

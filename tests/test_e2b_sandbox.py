@@ -129,7 +129,7 @@ def test_missing_key_says_how_to_set_one(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.skipif(importlib.util.find_spec("e2b_code_interpreter") is not None, reason="e2b is installed")
 def test_missing_package_names_the_extra(fake_key: None) -> None:
-    with pytest.raises(MissingDependency, match=r"pip install 'reason\[e2b\]'"):
+    with pytest.raises(MissingDependency, match=r"pip install 'reasonloop\[e2b\]'"):
         get_sandbox("e2b").start()
 
 

@@ -21,7 +21,7 @@ def installed(tmp_path_factory):
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp), str(ROOT)],
         check=True,
     )
-    (wheel,) = tmp.glob("reason-*.whl")
+    (wheel,) = tmp.glob("reasonloop-*.whl")
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
@@ -47,6 +47,9 @@ def test_wheel_files_live_under_orchestrator_only(installed):
     assert "orchestrator/prompts/think.j2" in names
     assert "orchestrator/tools/repl_server.py" in names
     assert {"orchestrator/view_assets/view.css", "orchestrator/view_assets/view.js"} <= set(names)  # reason view
+    studies = [n for n in names if n.endswith(("stopping_replay.py", "confidence_replay.py"))]
+    assert studies == []  # the studies live in research/, outside the wheel
+    assert next(n for n in names if n.endswith(".dist-info/METADATA")).startswith("reasonloop-")
 
 
 def test_installed_copy_runs_help_and_renders_a_template(installed):

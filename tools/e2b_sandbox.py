@@ -46,7 +46,7 @@ class E2BSandbox(Sandbox):
                 from e2b_code_interpreter import Sandbox as E2BClient
             except ImportError:
                 raise MissingDependency(
-                    "the e2b sandbox needs e2b-code-interpreter: pip install 'reason[e2b]'"
+                    "the e2b sandbox needs e2b-code-interpreter: pip install 'reasonloop[e2b]'"
                 ) from None
             self.client_cls, self.timeout_error = E2BClient, self.timeout_error or TimeoutException
         key = get_key("e2b", explicit=self.api_key)

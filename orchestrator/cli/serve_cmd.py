@@ -110,7 +110,7 @@ def serve(host: str, port: int, api_key: str | None, models: tuple[str, ...], al
 
         from orchestrator.server import create_app
     except ImportError as e:
-        raise click.ClickException(f"serving needs: pip install 'reason[server]' ({e})") from None
+        raise click.ClickException(f"serving needs: pip install 'reasonloop[server]' ({e})") from None
     from orchestrator.models import DEFAULT_MODEL
 
     app = create_app(

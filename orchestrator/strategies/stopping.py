@@ -8,7 +8,7 @@ last w answers agree) because it weighs the whole tally rather than the latest r
 stops, while one dissenter resets ESC's window; it gives a probability, which the cost rule below reuses;
 and for integer counts it has a closed form (P(X > 1/2) for X ~ Beta(a, b) is P(Binomial(a + b - 1, 1/2)
 < a)), so it needs no sampling and no SciPy. The window rule is here too, for the offline comparison
-(`benchmarks/stopping_pool.py replay`). The paper found the Beta and Dirichlet criteria about equal; the
+(`python -m research.stopping_pool replay`). The paper found the Beta and Dirichlet criteria about equal; the
 Beta needs only the top two counts.
 
 The cost rule (`min_gain`): the probability that taking the `more` samples still allowed would change the

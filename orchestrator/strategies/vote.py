@@ -20,14 +20,11 @@ own samples, not at a prior chain's, e.g. `auto`'s first), weight (none), sample
 `sampler`: what one sample is. 'chain' (the default): a cheap chain of the state machine, with its system
 prompt and step format. 'plain': the bare question in one call at the sampling temperature, as the `plain`
 strategy asks it (Wang et al.'s self-consistency over the model's own chain of thought); of the `chain`
-overrides only the fields one call reads apply to it (temperature, max_tokens_per_call, seed). Either
-way the answers are parsed, grouped and counted by our code the same way. On the embedded 1.5B model
-(GSM8K, docs/results.md) plain samples cost the same tokens (fewer prompt, longer answers) and their token
-confidence separates right from wrong better, yet on held-out problems the plain-sampled vote was not more
-accurate, so `chain` stays the default.
+overrides only the fields one call reads apply to it (temperature, max_tokens_per_call, seed). Either way
+the answers are parsed, grouped and counted by our code the same way.
 
 `weight` (one of `orchestrator.confidence.SCORES`, e.g. `mean_conf`): each vote counts the model's own
-confidence in that sample (DeepConf's confidence-weighted voting; a chain's calls combined by
+confidence in that sample (DeepConf's confidence-weighted voting, Fu et al. 2025; a chain's calls combined by
 `confidence.combine`) when picking the winner. The stopping rule still counts votes, so weighting changes
 which answer wins a split vote, never how many samples run. It needs a model that reports token statistics
 (`ChatModel.reports_confidence`: the local models when they decode calls together, `slots` > 1; OpenAI and
