@@ -140,6 +140,7 @@ class Run:
         """One model call, checked against the budget first and recorded in the ledger. `tools`: offer the
         interpreter as a native tool (when the model has tool calling); its calls are in `Call.tool_calls`."""
         messages = self.messages(instruction, fresh)
+        max_tokens = min(max_tokens, self.config.max_tokens_per_call)  # the cap holds for every call
         extra = {"tools": [PYTHON_TOOL]} if tools and self.native_tools else {}
         seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
         on_token = (lambda t: self.emit("token", t)) if self.stream_tokens and phase == "think" else None
@@ -159,6 +160,7 @@ class Run:
         model requests them at once, a local model decodes them in one batch). The budget is checked for all
         `n` before any is drawn."""
         messages: list[Message] = [{"role": "user", "content": self.question}]
+        max_tokens = min(max_tokens, self.config.max_tokens_per_call)
         base = 0 if self.config.seed is None else self.config.seed
         seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]
         with self.ledger.reserve(self.budget, calls=n, phase=phase):

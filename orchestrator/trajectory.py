@@ -35,6 +35,7 @@ class Call:
     finish_reason: str = "stop"
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # native tool calls (OpenAI style)
     confidence: dict[str, float] | None = None  # the model's token statistics (`orchestrator.confidence`)
+    cost_source: str = ""  # where cost_usd came from (`Completion.cost_source`): provider, table, unknown, ...
 
     @classmethod
     def from_completion(cls, messages: list[dict[str, Any]], completion: Any) -> Call:
@@ -45,6 +46,7 @@ class Call:
             completion_tokens=0 if cached else u.completion_tokens, cached_tokens=u.cached_tokens,
             cost_usd=completion.cost_usd, seconds=completion.seconds, finish_reason=completion.finish_reason,
             tool_calls=list(completion.tool_calls or []), confidence=completion.confidence,
+            cost_source=completion.cost_source,
         )
 
 

@@ -18,6 +18,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from orchestrator.ledger import Budget, Totals
     from orchestrator.reasoner import Result
     from orchestrator.trajectory import Step
 
@@ -75,14 +76,28 @@ def step_renderable(step: Step, full: bool = False, sample: int | None = None) -
     return Group(*parts)
 
 
-class Counter:
-    """The running totals under the live steps: steps, tokens, dollars, seconds."""
+def usd(amount: float, known: bool = True) -> str:
+    """A dollar figure, or `$?` when some call had no known price (never a made-up $0)."""
+    return f"${amount:.4f}" if known else (f"${amount:.4f}+?" if amount else "$?")
 
-    def __init__(self, model: str, strategy: str) -> None:
+
+def used(value: float, limit: float | None, fmt: str) -> str:
+    """`value` in `fmt`, with `/limit` when the budget limits it: `1,234/20,000`."""
+    return format(value, fmt) + ("" if limit is None else "/" + format(limit, fmt))
+
+
+class Counter:
+    """The running totals under the live steps: steps, calls, tokens, dollars, seconds, each against its
+    budget where the run has one (`1,234/20,000 tokens`)."""
+
+    def __init__(self, model: str, strategy: str, limits: dict[str, float] | None = None,
+                 priced: bool = True) -> None:
         self.model, self.strategy = model, strategy
+        self.limits = limits or {}
         self.started = time.monotonic()
         self.steps = self.tokens = self.calls = 0
         self.usd = 0.0
+        self.priced = priced
         self.last = "starting"
         self.spinner = Spinner("dots", style="cyan")
 
@@ -91,16 +106,23 @@ class Counter:
         self.tokens += step.tokens
         self.calls += len(step.calls)
         self.usd += step.cost_usd
+        self.priced = self.priced and all(c.cost_source != "unknown" for c in step.calls)
         self.last = step.kind
 
+    def totals(self) -> str:
+        """`2 steps · 3/10 calls · 1,234/20,000 tokens · $0.0012/$0.05 · 4.2/60s`."""
+        lim = self.limits
+        money = usd(self.usd, self.priced) + ("" if "usd" not in lim else f"/${lim['usd']:g}")
+        return (f"{self.steps} steps · {used(self.calls, lim.get('calls'), ',')} calls · "
+                f"{used(self.tokens, lim.get('tokens'), ',')} tokens · {money} · "
+                f"{used(time.monotonic() - self.started, lim.get('seconds'), '.1f')}s")
+
     def line(self) -> Text:
-        elapsed = time.monotonic() - self.started
         return Text.assemble(
-            self.spinner.render(time.monotonic()), (f" {self.last} · ", "cyan"),
-            (f"{self.steps} steps · {self.calls} calls · {self.tokens:,} tokens · ${self.usd:.4f}", "bold"),
-            (f" · {elapsed:.1f}s", "bold"), (f"  {self.model} · {self.strategy}", "dim"),
-            no_wrap=True, overflow="ellipsis",
+            self.spinner.render(time.monotonic()), (f" {self.last} · ", "cyan"), (self.totals(), "bold"),
+            (f"  {self.model} · {self.strategy}", "dim"), no_wrap=True, overflow="ellipsis",
         )
+
 
 class LiveView:
     """Renders a run's events on stderr: each step as it happens and, on a terminal, a live counter.
@@ -110,11 +132,12 @@ class LiveView:
     Streamed tokens (`stream_tokens=True`) show as the last lines of the step being written.
     """
 
-    def __init__(self, model: str, strategy: str, mode: str = "summary",
-                 console: Console | None = None) -> None:
+    def __init__(self, model: str, strategy: str, mode: str = "summary", console: Console | None = None,
+                 budget: Budget | None = None, priced: bool = True) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.mode = mode
-        self.counter = Counter(model, strategy)
+        self.budget = budget
+        self.counter = Counter(model, strategy, budget.limits() if budget else None, priced)
         self.live: Live | None = None
         self.partial = ""
         self._lock = threading.Lock()
@@ -162,11 +185,19 @@ class LiveView:
         self.console.print(Text.assemble(
             (result.stop_reason, style),
             checked.get(result.verified, ("", "")),
-            (f" · {len(result.steps)} steps · {u.calls} calls · {u.total_tokens:,} tokens · ${u.cost_usd:.4f}"
-             f" · {result.seconds:.1f}s", "dim"),
+            (f" · {len(result.steps)} steps · {self._used(u.calls, 'calls', ',')} calls · "
+             f"{self._used(u.total_tokens, 'tokens', ',')} tokens · {self._money(u)} · "
+             f"{self._used(result.seconds, 'seconds', '.1f')}s", "dim"),
         ))
         if result.trajectory_path:
             self.console.print(f"[dim]trajectory: {escape(result.trajectory_path)}[/dim]")
+
+    def _used(self, value: float, resource: str, fmt: str) -> str:
+        return used(value, self.counter.limits.get(resource), fmt)
+
+    def _money(self, u: Totals) -> str:
+        limit = self.counter.limits.get("usd")
+        return usd(u.cost_usd, u.cost_known and self.counter.priced) + ("" if limit is None else f"/${limit:g}")
 
 
 def result_json(result: Result) -> dict[str, Any]:
