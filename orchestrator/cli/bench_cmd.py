@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import ReasonFailure, check_strategy, user_errors
+from orchestrator.cli.common import ReasonFailure, check_strategy, user_errors, warn
 
 
 def _budgets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -78,12 +78,15 @@ def _datasets_help() -> str:
 @click.option("--retry-errors", is_flag=True, help="Solve again the problems whose recorded row is an error.")
 @click.option("--trajectories/--no-trajectories", default=True, show_default=True,
               help="Keep the full trajectory of every solve in OUT/trajectories/.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: results.jsonl (resumable), summary.md/.json, scaling.png.")
+@click.option("-o", "old_out", type=click.Path(file_okay=False, path_type=Path), hidden=True,
+              help="Old short name of --out (-o is a model option in `reason ask`).")
 @click.pass_context
 def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int, seed: int, models: tuple[str, ...],
           strategies: tuple[str, ...], budgets: tuple[str, ...], concurrency: int, local_slots: int,
-          cache: bool, tools: bool, retry_errors: bool, trajectories: bool, out: Path | None) -> None:
+          cache: bool, tools: bool, retry_errors: bool, trajectories: bool, out: Path | None,
+          old_out: Path | None) -> None:
     """Run every (model, strategy, budget) arm on the same problems and report accuracy (95% CI), tokens,
     $ and latency per arm, with a plot of accuracy against tokens per problem.
 
@@ -92,6 +95,10 @@ def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int,
     """
     if ctx.invoked_subcommand is not None:
         return
+    if old_out is not None:
+        warn("`reason bench -o DIR` is now `--out DIR` (-o is a model option in `reason ask`); reading it as "
+             "--out this once")
+        out = out or old_out
     missing = [flag for flag, value in (("--dataset", dataset), ("-m/--model", models), ("--out", out))
                if not value]
     if missing:
