@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 import time
@@ -21,6 +22,8 @@ from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.run import EventHandler
 from orchestrator.strategies import StrategyContext, get_strategy
 from orchestrator.trajectory import Step, default_runs_dir
+
+SOLVE_FILE = "solve.json"  # a several-chain solve's outcome (stop reason, tally, totals), read by `reason logs`
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Result:
                 "reasoning_tokens": usage["completion_tokens"], "cached_tokens": usage["cached_tokens"],
                 "total_tokens": usage["total_tokens"], "calls": usage["calls"], "tool_calls": usage["tool_calls"],
                 "cost_usd": round(usage["cost_usd"], 8), "seconds": round(self.seconds, 3),
+                "cost_known": self.usage.cost_known,  # false: some call's model has no known price
             },
             "phases": {k: v.to_dict() for k, v in self.phases.items()},
             "samples": {"used": self.samples_used, "allowed": self.samples_allowed},
@@ -150,7 +154,7 @@ class Reasoner:
             raise
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer
-        return Result(
+        result = Result(
             question=question, answer=answer.answer if answer else None,
             normalized=answer.normalized if answer else None, kind=kind, model=self.model.name,
             strategy=self.strategy, stop_reason=outcome.stop_reason, usage=ledger.totals(), steps=steps,
@@ -159,6 +163,10 @@ class Reasoner:
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
             error=outcome.error, verified=answer.verified if answer else None,
         )
+        if folder is not None and folder.is_dir():  # a several-chain solve: its own outcome beside the samples
+            summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
+            (folder / SOLVE_FILE).write_text(json.dumps(summary, ensure_ascii=False, default=str), encoding="utf-8")
+        return result
 
     async def asolve(self, question: str, on_event: EventHandler | None = None) -> Result:
         """The async twin of `solve` (runs it in a worker thread)."""

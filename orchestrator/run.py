@@ -229,6 +229,7 @@ class Run:
             "cached_tokens": sum(c.cached_tokens for c in calls),
             "calls": len(calls),
             "cost_usd": sum(c.cost_usd for c in calls),
+            "unpriced_calls": sum(c.cost_source == "unknown" for c in calls),
             "tool_seconds": sum(s.seconds for s in self.trajectory.steps if s.kind == "act"),
         }
         self.trajectory.close({

@@ -261,3 +261,110 @@ def test_bench_dash_o_is_the_old_name_of_out(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "`reason bench -o DIR` is now `--out DIR`" in result.stderr
     assert (tmp_path / "out" / "results.jsonl").is_file()
+
+
+# --- 13: config set validates, every documented setting can be set ---------------------------------------
+EXAMPLES = {
+    "model": "openai/gpt-4o-mini", "strategy": "vote", "system": "Be brief.", "temperature": 0.2,
+    "budget_tokens": 20000, "budget_usd": 0.05, "budget_seconds": 60.0, "budget_calls": 30,
+    "max_tokens_per_call": 512, "max_steps": 12, "attempts": 3, "verify_by": "resolve", "tools": True,
+    "sandbox": "local-unsafe", "cache": True, "runs_dir": "/tmp/reason-runs",
+}
+
+
+def config_file() -> Path:
+    return Path(os.environ["REASON_CONFIG_DIR"]) / "config.toml"
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("strategy", "votes", "unknown strategy 'votes'"),
+    ("tools", "yes", "valid boolean"),
+    ("cache", "1", "valid boolean"),
+    ("sandbox", "docker", "'local', 'local-unsafe' or 'e2b'"),
+    ("verify_by", "vote", "'auto', 'judge', 'program' or 'resolve'"),
+    ("temperature", "3", "less than or equal to 2"),
+    ("budget_usd", "lots", "valid number"),
+    ("prices.my-model", "[1]", "prices"),
+    ("endpoints.vllm.nope", "1", "endpoints.NAME.FIELD"),
+    ("nope", "1", "unknown setting 'nope'"),
+])
+def test_config_set_refuses_a_bad_value_and_leaves_the_file_alone(key, value, message):
+    config_file().parent.mkdir(parents=True)
+    config_file().write_text('strategy = "plain"\n')
+    result = reason("config", "set", key, value)
+    assert result.returncode == 1
+    [line] = errors(result.stderr)
+    assert message in line
+    assert config_file().read_text() == 'strategy = "plain"\n'
+
+
+def test_every_documented_setting_can_be_set_and_read_back():
+    from orchestrator.settings import SETTABLE, Endpoint, load_settings, toml_literal
+
+    assert set(EXAMPLES) == set(SETTABLE)  # a new setting needs an example here, and a line in docs/cli.md
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    for key, value in EXAMPLES.items():
+        assert f"`{key}`" in docs
+        result = reason("config", "set", key, toml_literal(value) if not isinstance(value, str) else value)
+        assert result.returncode == 0, result.stderr
+    assert reason("config", "set", "endpoints.vllm.base_url", "http://127.0.0.1:8000/v1").returncode == 0
+    assert reason("config", "set", "endpoints.vllm.api_key_env", "VLLM_KEY").returncode == 0
+    assert reason("config", "set", "prices.my-model", "[0.15, 0.6]").returncode == 0
+    settings = load_settings()
+    assert {k: getattr(settings, k) for k in EXAMPLES} == EXAMPLES
+    assert settings.endpoints["vllm"].base_url == "http://127.0.0.1:8000/v1"
+    assert settings.prices == {"my-model": (0.15, 0.6)}
+    assert "[endpoints.NAME]" in docs and all(f"`{field}`" in docs for field in Endpoint.model_fields)
+    assert "[endpoints.vllm]" in reason("config", "show").stdout
+
+
+def test_the_old_budget_names_still_work_with_a_warning():
+    result = reason("config", "set", "max_calls", "1")
+    assert result.returncode == 0 and "`max_calls` is now `budget_calls`" in result.stderr
+    assert "budget_calls = 1" in config_file().read_text()
+    config_file().write_text("max_calls = 1\n")  # a file written before the rename
+    shown = reason("config", "show")
+    assert "budget_calls = 1" in shown.stdout and "`max_calls` is now `budget_calls`" in shown.stderr
+    with serve(replies=CHAIN) as srv:
+        data = json.loads(reason("-m", srv.model("m"), "--json", Q).stdout)
+    assert (data["stop_reason"], data["usage"]["calls"]) == ("budget_calls", 1)
+
+
+# --- 14: logs and replay ------------------------------------------------------------------------------------
+def record_runs() -> dict[str, Path]:
+    """A chain that answered, a chain stopped on its call budget, and a vote of four samples (9 ×3, 8 ×1)."""
+    from orchestrator import Budget, Reasoner, ScriptedModel
+
+    made = {}
+    made["chain"] = Path(Reasoner(ScriptedModel(CHAIN)).solve(Q).trajectory_path)
+    made["budget"] = Path(Reasoner(ScriptedModel(CHAIN), budget=Budget(max_calls=1)).solve(Q).trajectory_path)
+    votes = [f"Step 1: add.\nFinal answer: {v}" for v in (9, 8, 9, 9)]
+    made["vote"] = Path(Reasoner(ScriptedModel(votes, usd_per_token=1e-6), "vote", concurrency=1,
+                                 strategy_options={"samples": 4, "rule": "none"}).solve(Q).trajectory_path)
+    return made
+
+
+def test_logs_shows_tokens_dollars_seconds_and_the_real_stop_reason_with_filters():
+    made = record_runs()
+    entries = {e["id"]: e for e in json.loads(reason("logs", "--json").stdout)}
+    vote = entries[made["vote"].name]
+    assert (vote["stop_reason"], vote["tally"], vote["samples"]) == ("limit", {"9": 3, "8": 1}, 4)
+    assert vote["tokens"] > 0 and vote["cost_usd"] == pytest.approx(vote["tokens"] * 1e-6) and vote["seconds"] > 0
+    assert entries[made["budget"].stem]["stop_reason"] == "budget_calls"
+    text = reason("logs", "--stop", "budget").stdout
+    assert made["budget"].stem in text and made["chain"].stem not in text and "1 calls" in text
+    text = reason("logs", "--strategy", "vote").stdout
+    assert made["vote"].name in text and "(9 ×3, 8 ×1)" in text and "tokens · $0.0" in text
+    assert reason("logs", "--stop", "consensus").stderr.startswith("no runs in")
+
+
+def test_replay_by_id_or_last_and_a_vote_shows_its_tally_and_totals():
+    made = record_runs()
+    last = reason("replay", "last")
+    assert last.returncode == 0, last.stderr
+    assert "solve: 9 (limit) · votes 9 ×3, 8 ×1 · 4 samples · 4 calls" in last.stdout
+    short_id = made["chain"].stem.rsplit("-", 1)[1]
+    by_id = reason("replay", short_id)
+    assert by_id.returncode == 0 and "answer: 391 (answered)" in by_id.stdout
+    missing = reason("replay", "nosuchrun")
+    assert missing.returncode == 2 and "no run in" in missing.stderr and "reason logs" in missing.stderr
