@@ -192,7 +192,7 @@ class Reasoner:
             kind, payload = events.get()
             if kind == "done":
                 break
-            if kind != "stop":
+            if kind not in ("stop", "call", "called"):  # those are for `on_event` handlers (a live view)
                 yield kind, payload
         thread.join()
         if "error" in box:

@@ -20,7 +20,21 @@ from orchestrator.prompting import render
 from orchestrator.tools.python_tool import PYTHON_TOOL
 from orchestrator.trajectory import Call, Step, Trajectory
 
-EventHandler = Callable[[str, Any], None]  # ("step", Step) | ("token", str) | ("stop", Run)
+# ("call", Token) as a model call starts (its text: the phase), ("called", Token) when it returns or fails,
+# ("token", Token) for each streamed piece, ("step", Step), ("stop", Run) as a chain ends
+EventHandler = Callable[[str, Any], None]
+
+
+class Token(str):
+    """A piece of text (a `str`) from one chain: which `sample` wrote it, in which `phase` (think, reflect...)."""
+
+    sample: int
+    phase: str
+
+    def __new__(cls, text: str, sample: int = 0, phase: str = "think") -> Token:
+        token = super().__new__(cls, text)
+        token.sample, token.phase = sample, phase
+        return token
 
 
 @dataclass
@@ -143,13 +157,17 @@ class Run:
         max_tokens = min(max_tokens, self.config.max_tokens_per_call)  # the cap holds for every call
         extra = {"tools": [PYTHON_TOOL]} if tools and self.native_tools else {}
         seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
-        on_token = (lambda t: self.emit("token", t)) if self.stream_tokens and phase == "think" else None
+        on_token = (lambda t: self.emit("token", Token(t, self.sample, phase))) if self.stream_tokens else None
         # chains running at once count each other's calls in flight; a call is priced like its phase's
         with self.ledger.reserve(self.budget, phase=phase):
-            completion = self.model.complete(
-                messages, on_token=on_token, sample_index=self.sample, max_tokens=max_tokens,
-                temperature=self.temperature(), seed=seed, **extra,
-            )
+            self.emit("call", Token(phase, self.sample, phase))
+            try:
+                completion = self.model.complete(
+                    messages, on_token=on_token, sample_index=self.sample, max_tokens=max_tokens,
+                    temperature=self.temperature(), seed=seed, **extra,
+                )
+            finally:
+                self.emit("called", Token(phase, self.sample, phase))
             self.ledger.record(completion, phase)
         call = Call.from_completion(messages, completion)
         return completion.text, call
@@ -177,6 +195,7 @@ class Run:
 
     def add(self, step: Step) -> Step:
         step.attempt = step.attempt if step.kind == "lesson" else self.attempt
+        step.sample = self.sample
         self.format_errors = self.format_errors + 1 if step.kind == "format_error" else 0
         self.trajectory.append(step)
         self.emit("step", step)

@@ -57,6 +57,7 @@ class Step:
     kind: str  # plan | think | act | observe | reflect | verify | answer | lesson | format_error | backtrack
     text: str
     attempt: int = 0
+    sample: int = 0  # the chain (of a strategy's samples, or a beam's nodes) that made it
     index: int = 0
     reward: float | None = None
     instruction: str = ""  # the user turn that asked for this step ("" for steps without a model call)

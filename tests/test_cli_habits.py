@@ -362,7 +362,8 @@ def test_replay_by_id_or_last_and_a_vote_shows_its_tally_and_totals():
     made = record_runs()
     last = reason("replay", "last")
     assert last.returncode == 0, last.stderr
-    assert "solve: 9 (limit) · votes 9 ×3, 8 ×1 · 4 samples · 4 calls" in last.stdout
+    assert "solve: 9 (limit: all 4 samples ran, no stable majority sooner, P = 0.81) · votes 9 ×3, 8 ×1 · " \
+           "4 samples · 4 calls" in last.stdout
     short_id = made["chain"].stem.rsplit("-", 1)[1]
     by_id = reason("replay", short_id)
     assert by_id.returncode == 0 and "answer: 391 (answered)" in by_id.stdout

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import ReasonFailure, settings, user_errors
+from orchestrator.cli.outcome import tally_text, why_stopped
 
 
 def runs_dir(option: str | None) -> Path:
@@ -126,11 +127,6 @@ def money(cost: float, known: bool) -> str:
     return f"${cost:.4f}" if known else "$?"
 
 
-def tally_text(tally: dict[str, int]) -> str:
-    """`425 ×3, 424 ×1`."""
-    return ", ".join(f"{answer} ×{n}" for answer, n in tally.items())
-
-
 @click.command()
 @click.option("-n", "--count", default=10, show_default=True, type=click.IntRange(min=1), help="How many.")
 @click.option("--stop", help="Only runs whose stop reason starts with this (answered, budget, budget_usd, ...).")
@@ -214,12 +210,17 @@ def replay(run: str, thinking: bool | None, rerun: bool, folder: str | None) -> 
         if rerun:
             _rerun(path, header, recorded, folder)
     if len(files) > 1 and (summary := summarize(trajectory)) is not None:
+        solve = _solve_record(trajectory)
+        why = why_stopped(str(summary["strategy"]), str(summary["stop_reason"]), solve.get("details") or {},
+                          solve.get("samples", {}).get("used", 0), solve.get("samples", {}).get("allowed", 0)) \
+            if solve else ""
         out.print(Text.assemble(
-            ("solve: ", "bold"), str(summary["answer"]), (f" ({summary['stop_reason']})", "dim"),
+            ("solve: ", "bold"), str(summary["answer"]), (f" ({summary['stop_reason']}" + (f": {why})" if why
+                                                                                           else ")"), "dim"),
             (f" · votes {tally_text(summary['tally'])}" if summary["tally"] else "", ""),
             (f" · {summary['samples']} samples · {summary['calls']} calls · {summary['tokens']:,} tokens · "
              f"{money(summary['cost_usd'], summary['cost_known'])} · {summary['seconds']:.1f}s", "dim"),
-        ))
+        ), soft_wrap=True)
 
 
 def rerun_strategy(path: Path, header: dict[str, Any]) -> str:
