@@ -118,3 +118,12 @@ def test_the_footer_names_the_call_in_flight_not_the_last_step():
         Reasoner(ScriptedModel(reply), "vote", strategy_options={"samples": 2, "rule": "none"},
                  save_trajectory=False, concurrency=1).solve(Q, on_event=view.on_event)
     assert seen[:2] == ["[0] think", "[1] think"]
+
+
+def test_a_beam_labels_each_step_by_the_node_it_grew():
+    script = ["Step 1: 17*20 = 340.", "Reward: 0.9", "Step 2: 340+51 = 391.\nFinal answer: 391", "Reward: 0.9",
+              "Verdict: CORRECT"]
+    text, _ = watch(ScriptedModel(script, repeat_last=True), "beam", {"width": 2, "branch": 2})
+    labels = [line.split("]")[0] + "]" for line in text.splitlines() if line.startswith("[")]
+    assert labels[:2] == ["[1]", "[1]"] and len(set(labels)) >= 2  # node 1's think and reflect, then a child
+    assert "verified: an answer passed its check, 2 of 24 nodes" in text

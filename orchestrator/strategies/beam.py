@@ -140,6 +140,7 @@ class Beam:
     def record(self, node: Node) -> None:
         """Append a grown node's steps to the search's trajectory (and stream them)."""
         for step in node.steps:
+            step.sample = node.id  # a step of the search is labelled by the node (branch) it grew
             self.tree.trajectory.append(step)
             self.tree.emit("step", step)
 
