@@ -191,6 +191,10 @@ class Budget:
         reason = self.exhausted(ledger, calls, phase)
         if reason is not None:
             t = ledger.totals()
+            if reason == "tokens" and t.calls == 0 and (self.max_tokens or 0) < self.first_call_tokens:
+                # it never had room for one: say so, with the numbers
+                raise BudgetExceeded(reason, f"budget: {self.max_tokens} tokens is too small for one call "
+                                     f"(one is projected at {self.first_call_tokens} tokens before any is made)")
             raise BudgetExceeded(
                 reason,
                 f"budget: {reason} exhausted after {t.calls} calls, {t.total_tokens} tokens, "

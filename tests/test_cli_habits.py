@@ -369,3 +369,12 @@ def test_replay_by_id_or_last_and_a_vote_shows_its_tally_and_totals():
     assert by_id.returncode == 0 and "answer: 391 (answered)" in by_id.stdout
     missing = reason("replay", "nosuchrun")
     assert missing.returncode == 2 and "no run in" in missing.stderr and "reason logs" in missing.stderr
+
+
+def test_an_sdk_budget_too_small_for_one_call_says_so_in_its_stop():
+    from orchestrator import Budget, Reasoner, ScriptedModel
+
+    result = Reasoner(ScriptedModel(CHAIN), budget=Budget(max_tokens=500), save_trajectory=False).solve(Q)
+    assert result.stop_reason == "budget_tokens" and result.usage.calls == 0
+    assert result.error == "budget: 500 tokens is too small for one call (one is projected at 600 tokens " \
+                           "before any is made)"
