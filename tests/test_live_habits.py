@@ -51,6 +51,20 @@ def test_chains_that_run_at_once_stream_labelled_by_sample():
         assert "".join(t for t in tokens if t.sample == sample).strip() == answers(9)[0]
 
 
+def test_a_beam_and_a_judge_stream_their_calls_too():
+    beam = ["Step 1: 17*20 = 340.", "Reward: 0.9", "Step 2: 340+51 = 391.\nFinal answer: 391", "Reward: 0.9",
+            "Verdict: CORRECT"]
+    with serve(replies=beam) as srv:
+        events = list(Reasoner(srv.model("m"), "beam", stream_tokens=True, save_trajectory=False,
+                               strategy_options={"width": 1, "branch": 1}).stream(Q))
+    assert {p.phase for k, p in events if k == "token"} >= {"think", "reflect", "verify"}
+    assert [k for k, _ in events].count("step") == 5  # each step once, though its node's run made it
+    with serve(replies=[*CHAIN, *CHAIN, "Score: 0.9"]) as srv:
+        events = list(Reasoner(srv.model("m"), "best-of-n", stream_tokens=True, save_trajectory=False,
+                               concurrency=1, strategy_options={"samples": 2, "scorer": "judge"}).stream(Q))
+    assert "judge" in {p.phase for k, p in events if k == "token"}
+
+
 def test_the_streaming_example_streams_what_it_says():
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
     with serve(replies=CHAIN, chunk_delay=0.001) as srv:
