@@ -111,6 +111,21 @@ def test_a_local_model_is_free_and_says_so():
     Budget(max_usd=0.01).refuse_unenforceable(get_model("local/smollm2-135m"))  # $0 is a known price
 
 
+def test_bench_refuses_a_dollar_budget_on_an_unpriced_model_unless_config_prices_it(tmp_path):
+    (tmp_path / "q.jsonl").write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+    with serve(replies=["Final answer: 2"]) as srv:
+        args = ("bench", "-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-b", "usd=0.05",
+                "--out", str(tmp_path / "out"))
+        refused = reason(*args)
+        assert refused.returncode == 2 and srv.posts() == []
+        assert "no known price" in refused.stderr and "[prices]" in refused.stderr
+        assert reason("config", "set", f"prices.{srv.model('m')}", "[10, 20]").returncode == 0
+        priced = reason(*args)
+    assert priced.returncode == 0, priced.stderr
+    [row] = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert row["cost_usd"] == pytest.approx((row["prompt_tokens"] * 10 + row["completion_tokens"] * 20) / 1e6)
+
+
 # --- 7: budgets say what they limit -------------------------------------------------------------------
 def test_a_token_budget_too_small_for_one_call_is_an_error_with_the_number():
     with serve(replies=CHAIN) as srv:

@@ -43,6 +43,30 @@ def _strategies(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return values
 
 
+def price_models(arms: list[Any]) -> None:
+    """Register the `[prices]` of config.toml for the arms' models, and refuse a dollar budget on a model that
+    still has no known price (every call would count $0: the budget would never stop anything)."""
+    from orchestrator.cli.common import settings
+    from orchestrator.errors import ConfigError
+    from orchestrator.models import get_model, pricing, provider_of
+
+    prices = settings().prices
+    for name in dict.fromkeys(a.model for a in arms):
+        dollars = [a.budget for a in arms if a.model == name and a.budget.max_usd is not None]
+        if provider_of(name) in ("local", "fake", "replay") or not (dollars or name in prices):
+            continue  # a local model is free: nothing to look up (and no weights to load for it)
+        model = get_model(name)
+        try:
+            if name in prices:
+                pricing.register(getattr(model, "pricing_name", model.name), *prices[name])
+            for budget in dollars:
+                budget.refuse_unenforceable(model)
+        except ConfigError as e:
+            raise click.UsageError(f"{e} (in `reason bench`: a [prices] entry for {name!r})") from None
+        finally:
+            model.close()
+
+
 def _datasets_help() -> str:
     from orchestrator.bench.datasets import DATASETS
 
@@ -116,6 +140,7 @@ def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int,
             raise ReasonFailure(f"--skip {skip} leaves none of the {len(problems)} problems of the sample")
         problems = problems[skip:]
         arms = make_arms(list(models), list(strategies or ("plain", "chain")), list(budgets), tools)
+        price_models(arms)
         name = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
         command = shlex.join(["reason", "bench", *sys.argv[sys.argv.index("bench") + 1:]]) \
             if "bench" in sys.argv else None
