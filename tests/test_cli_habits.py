@@ -393,3 +393,11 @@ def test_an_sdk_budget_too_small_for_one_call_says_so_in_its_stop():
     assert result.stop_reason == "budget_tokens" and result.usage.calls == 0
     assert result.error == "budget: 500 tokens is too small for one call (one is projected at 600 tokens " \
                            "before any is made)"
+
+
+def test_a_bad_value_through_dash_o_is_a_usage_error_not_a_traceback():
+    result = reason("-m", "http://127.0.0.1:9/v1#m", "-o", "max_tokens", "8", Q)
+    assert result.returncode == 2
+    [line] = errors(result.stderr)
+    assert "max_tokens_per_call: Input should be greater than or equal to 16 (got 8)" in line
+    assert "Traceback" not in result.stderr

@@ -159,6 +159,8 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     """
     text = read_question(question)
     s = settings()
+    from pydantic import ValidationError
+
     from orchestrator.config import ReasonConfig
     from orchestrator.errors import ConfigError
     from orchestrator.ledger import Budget
@@ -174,11 +176,16 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
         raise click.BadParameter(f"{model} does not use an API key", param_hint="'--key'")
     extra = call_options(parse_pairs(options), flags)
     budget = Budget(**budget_of(flags, s))
-    config = ReasonConfig(**{name: value for flag, name in (
+    fields = {name: value for flag, name in (
         ("max_steps", "max_steps"), ("attempts", "max_attempts"), ("kind", "kind"), ("seed", "seed"),
         ("system", "system"), ("prompts_dir", "prompts_dir"), ("verify_by", "verify_by"),
         ("temperature", "temperature"), ("max_tokens_per_call", "max_tokens_per_call"),
-    ) if (value := flags[flag] if flags[flag] is not None else getattr(s, flag, None)) is not None})
+    ) if (value := flags[flag] if flags[flag] is not None else getattr(s, flag, None)) is not None}
+    try:
+        config = ReasonConfig(**fields)
+    except ValidationError as e:  # a value that came in through `-o` (the flags check their own)
+        first = e.errors()[0]
+        raise click.UsageError(f"{first['loc'][0]}: {first['msg']} (got {first['input']!r})") from None
     if flags["tool_protocol"] is not None:
         config.native_tools = flags["tool_protocol"] == "native"
     runs_dir = Path(flags["runs_dir"] or s.runs_dir or default_runs_dir())
