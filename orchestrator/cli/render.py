@@ -197,13 +197,15 @@ class LiveView:
         elif kind == "stop" and self.several and self.strategy != "beam":
             self._finished_sample(payload)
 
+    # Our lock guards our own state only and is never held while calling into rich: the footer takes it from
+    # Live's refresh thread while holding Live's lock, and printing takes Live's lock.
     def _step(self, step: Step) -> None:
         with self._lock:
             self.partial.pop(step.sample, None)
             self.counter.add(step)
-            if self.mode != "hidden":
-                self.console.print(step_renderable(step, full=self.mode == "full",
-                                                   sample=step.sample if self.several else None))
+        if self.mode != "hidden":
+            self.console.print(step_renderable(step, full=self.mode == "full",
+                                               sample=step.sample if self.several else None))
         if self.live is not None:
             self.live.refresh()
 
@@ -214,9 +216,9 @@ class LiveView:
         label = "no answer" if final is None else final.normalized or final.answer
         with self._lock:
             self.tally[label] = self.tally.get(label, 0) + 1
-            if self.mode != "hidden":
-                self.console.print(Text.assemble((f"[{run.sample}] ", "dim"), ("done", "bold"),
-                                                 (f" · tally: {tally_text(self.tally)}", "")))
+            tally = tally_text(self.tally)
+        if self.mode != "hidden":
+            self.console.print(Text.assemble((f"[{run.sample}] ", "dim"), ("done", "bold"), (f" · tally: {tally}", "")))
 
     def summary(self, result: Result) -> None:
         """The closing lines: stop reason (and, for several samples, why and the tally), usage, trajectory."""
