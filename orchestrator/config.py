@@ -63,7 +63,8 @@ class ReasonConfig(BaseModel):
     retry_temperature: float = 0.7
     """Temperature of later attempts, so that a retry does not repeat the same chain."""
     max_tokens_per_call: int = Field(1024, ge=16)
-    """Completion cap for think calls; reflection, verification and lessons use less."""
+    """Completion cap of every call (`reason --max-tokens-per-call`): think calls may use all of it; reflection,
+    verification and lessons ask for less (256, 640 and 128 at most)."""
     seed: int | None = None
     """Sampling seed passed to backends that accept one."""
     kind: str = "auto"

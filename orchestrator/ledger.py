@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from orchestrator.errors import BudgetExceeded, Cancelled
-from orchestrator.models.base import Completion, Usage
+from orchestrator.errors import BudgetExceeded, Cancelled, ConfigError
+from orchestrator.models.base import ChatModel, Completion, Usage
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Entry:
     cost_usd: float
     seconds: float
     cached: bool = False
+    cost_source: str = ""  # see `Completion.cost_source`; "unknown": cost_usd is 0 only for want of a price
 
 
 @dataclass
@@ -45,10 +46,16 @@ class Totals:
     cost_usd: float = 0.0
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
+    unpriced_calls: int = 0  # calls of a model without a known price: `cost_usd` leaves them out
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether `cost_usd` is the whole cost (no call was of a model without a known price)."""
+        return self.unpriced_calls == 0
 
     def add(self, e: Entry) -> None:
         if e.kind == "tool":
@@ -62,6 +69,7 @@ class Totals:
         self.reasoning_tokens += e.usage.reasoning_tokens
         self.cost_usd += e.cost_usd
         self.model_seconds += e.seconds
+        self.unpriced_calls += e.cost_source == "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_tokens": self.total_tokens}
@@ -97,7 +105,8 @@ class Ledger:
     def record(self, completion: Completion, phase: str = "think") -> Entry:
         usage = Usage() if completion.cached else completion.usage
         cost = 0.0 if completion.cached else completion.cost_usd
-        entry = Entry("model", phase, completion.model, usage, cost, completion.seconds, completion.cached)
+        entry = Entry("model", phase, completion.model, usage, cost, completion.seconds, completion.cached,
+                      "" if completion.cached else completion.cost_source)
         with self._lock:
             self.entries.append(entry)
         return entry
@@ -128,7 +137,8 @@ class Ledger:
 
 @dataclass
 class Budget:
-    """Limits for one run. `None` means unlimited. Checked before every call, never after."""
+    """Limits for one whole run (all its calls together). `None` means unlimited. Checked before every call,
+    never after. (A cap on each call's completion is `ReasonConfig.max_tokens_per_call`.)"""
 
     max_tokens: int | None = None
     max_usd: float | None = None
@@ -181,6 +191,10 @@ class Budget:
         reason = self.exhausted(ledger, calls, phase)
         if reason is not None:
             t = ledger.totals()
+            if reason == "tokens" and t.calls == 0 and (self.max_tokens or 0) < self.first_call_tokens:
+                # it never had room for one: say so, with the numbers
+                raise BudgetExceeded(reason, f"budget: {self.max_tokens} tokens is too small for one call "
+                                     f"(one is projected at {self.first_call_tokens} tokens before any is made)")
             raise BudgetExceeded(
                 reason,
                 f"budget: {reason} exhausted after {t.calls} calls, {t.total_tokens} tokens, "
@@ -200,6 +214,28 @@ class Budget:
             if limit:
                 fractions.append(max(0.0, 1 - used / limit))
         return min(fractions)
+
+    def refuse_unenforceable(self, model: ChatModel) -> None:
+        """Raise `ConfigError` if this budget cannot be kept with `model`: a dollar limit on a model without a
+        known price (every call would count $0), or a token limit below what one call is projected to take."""
+        if self.max_usd is not None and not model.priced:
+            raise ConfigError(
+                f"a ${self.max_usd:g} budget cannot be enforced: {model.name} has no known price, so every call "
+                "would count as $0. Give its price (`reason --price INPUT OUTPUT`, USD per million tokens, or "
+                "a [prices] entry in config.toml), or budget tokens, seconds or calls instead"
+            )
+        if self.max_tokens is not None and self.max_tokens < self.first_call_tokens:
+            raise ConfigError(
+                f"a budget of {self.max_tokens} tokens is too small for one call: before any call is made, one "
+                f"is projected at {self.first_call_tokens} tokens (prompt + completion). Give at least "
+                f"{self.first_call_tokens}; to cap each call's reply instead, use --max-tokens-per-call"
+            )
+
+    def limits(self) -> dict[str, float]:
+        """The limited resources and their limits: tokens, usd, seconds, calls."""
+        pairs = (("tokens", self.max_tokens), ("usd", self.max_usd), ("seconds", self.max_seconds),
+                 ("calls", self.max_calls))
+        return {name: limit for name, limit in pairs if limit is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "first_call_tokens"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -48,6 +49,8 @@ def sandbox_problem(kind: str) -> str | None:
                             "(--no-tools silences this)", kind, _SANDBOX_PROBES[kind], hint)
         return _SANDBOX_PROBES[kind]
 
+SOLVE_FILE = "solve.json"  # a several-chain solve's outcome (stop reason, tally, totals), read by `reason logs`
+
 
 @dataclass
 class Result:
@@ -87,6 +90,7 @@ class Result:
                 "reasoning_tokens": usage["completion_tokens"], "cached_tokens": usage["cached_tokens"],
                 "total_tokens": usage["total_tokens"], "calls": usage["calls"], "tool_calls": usage["tool_calls"],
                 "cost_usd": round(usage["cost_usd"], 8), "seconds": round(self.seconds, 3),
+                "cost_known": self.usage.cost_known,  # false: some call's model has no known price
             },
             "phases": {k: v.to_dict() for k, v in self.phases.items()},
             "samples": {"used": self.samples_used, "allowed": self.samples_allowed},
@@ -190,7 +194,7 @@ class Reasoner:
                                    "stop_reason": outcome.stop_reason, "answer": answer.answer if answer else None,
                                    "samples_used": outcome.samples_used, "samples_allowed": outcome.samples_allowed,
                                    "details": outcome.details})
-        return Result(
+        result = Result(
             question=question, answer=answer.answer if answer else None,
             normalized=answer.normalized if answer else None, kind=kind, model=self.model.name,
             strategy=self.strategy, stop_reason=outcome.stop_reason, usage=ledger.totals(), steps=steps,
@@ -199,6 +203,10 @@ class Reasoner:
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
             error=outcome.error, verified=verified, evidence=evidence,
         )
+        if folder is not None and folder.is_dir():  # a several-chain solve: its own outcome beside the samples
+            summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
+            (folder / SOLVE_FILE).write_text(json.dumps(summary, ensure_ascii=False, default=str), encoding="utf-8")
+        return result
 
     async def asolve(self, question: str, on_event: EventHandler | None = None) -> Result:
         """The async twin of `solve` (runs it in a worker thread)."""
@@ -224,7 +232,7 @@ class Reasoner:
             kind, payload = events.get()
             if kind == "done":
                 break
-            if kind != "stop":
+            if kind not in ("stop", "call", "called"):  # those are for `on_event` handlers (a live view)
                 yield kind, payload
         thread.join()
         if "error" in box:

@@ -20,7 +20,21 @@ from orchestrator.prompting import render
 from orchestrator.tools.python_tool import PYTHON_TOOL
 from orchestrator.trajectory import Call, Step, Trajectory
 
-EventHandler = Callable[[str, Any], None]  # ("step", Step) | ("token", str) | ("stop", Run)
+# ("call", Token) as a model call starts (its text: the phase), ("called", Token) when it returns or fails,
+# ("token", Token) for each streamed piece, ("step", Step), ("stop", Run) as a chain ends
+EventHandler = Callable[[str, Any], None]
+
+
+class Token(str):
+    """A piece of text (a `str`) from one chain: which `sample` wrote it, in which `phase` (think, reflect...)."""
+
+    sample: int
+    phase: str
+
+    def __new__(cls, text: str, sample: int = 0, phase: str = "think") -> Token:
+        token = super().__new__(cls, text)
+        token.sample, token.phase = sample, phase
+        return token
 
 
 @dataclass
@@ -140,15 +154,20 @@ class Run:
         """One model call, checked against the budget first and recorded in the ledger. `tools`: offer the
         interpreter as a native tool (when the model has tool calling); its calls are in `Call.tool_calls`."""
         messages = self.messages(instruction, fresh)
+        max_tokens = min(max_tokens, self.config.max_tokens_per_call)  # the cap holds for every call
         extra = {"tools": [PYTHON_TOOL]} if tools and self.native_tools else {}
         seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
-        on_token = (lambda t: self.emit("token", t)) if self.stream_tokens and phase == "think" else None
+        on_token = (lambda t: self.emit("token", Token(t, self.sample, phase))) if self.stream_tokens else None
         # chains running at once count each other's calls in flight; a call is priced like its phase's
         with self.ledger.reserve(self.budget, phase=phase):
-            completion = self.model.complete(
-                messages, on_token=on_token, sample_index=self.sample, max_tokens=max_tokens,
-                temperature=self.temperature(), seed=seed, **extra,
-            )
+            self.emit("call", Token(phase, self.sample, phase))
+            try:
+                completion = self.model.complete(
+                    messages, on_token=on_token, sample_index=self.sample, max_tokens=max_tokens,
+                    temperature=self.temperature(), seed=seed, **extra,
+                )
+            finally:
+                self.emit("called", Token(phase, self.sample, phase))
             self.ledger.record(completion, phase)
         call = Call.from_completion(messages, completion)
         return completion.text, call
@@ -159,6 +178,7 @@ class Run:
         model requests them at once, a local model decodes them in one batch). The budget is checked for all
         `n` before any is drawn."""
         messages: list[Message] = [{"role": "user", "content": self.question}]
+        max_tokens = min(max_tokens, self.config.max_tokens_per_call)
         base = 0 if self.config.seed is None else self.config.seed
         seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]
         with self.ledger.reserve(self.budget, calls=n, phase=phase):
@@ -175,6 +195,7 @@ class Run:
 
     def add(self, step: Step) -> Step:
         step.attempt = step.attempt if step.kind == "lesson" else self.attempt
+        step.sample = self.sample
         self.format_errors = self.format_errors + 1 if step.kind == "format_error" else 0
         self.trajectory.append(step)
         self.emit("step", step)
@@ -230,6 +251,7 @@ class Run:
             "cached_tokens": sum(c.cached_tokens for c in calls),
             "calls": len(calls),
             "cost_usd": sum(c.cost_usd for c in calls),
+            "unpriced_calls": sum(c.cost_source == "unknown" for c in calls),
             "tool_seconds": sum(s.seconds for s in self.trajectory.steps if s.kind == "act"),
         }
         self.trajectory.close({

@@ -37,6 +37,7 @@ class Call:
     finish_reason: str = "stop"
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # native tool calls (OpenAI style)
     confidence: dict[str, float] | None = None  # the model's token statistics (`orchestrator.confidence`)
+    cost_source: str = ""  # where cost_usd came from (`Completion.cost_source`): provider, table, unknown, ...
 
     @classmethod
     def from_completion(cls, messages: list[dict[str, Any]], completion: Any) -> Call:
@@ -47,6 +48,7 @@ class Call:
             completion_tokens=0 if cached else u.completion_tokens, cached_tokens=u.cached_tokens,
             cost_usd=completion.cost_usd, seconds=completion.seconds, finish_reason=completion.finish_reason,
             tool_calls=list(completion.tool_calls or []), confidence=completion.confidence,
+            cost_source=completion.cost_source,
         )
 
 
@@ -57,6 +59,7 @@ class Step:
     kind: str  # plan | think | act | observe | reflect | verify | answer | lesson | format_error | backtrack
     text: str
     attempt: int = 0
+    sample: int = 0  # the chain (of a strategy's samples, or a beam's nodes) that made it
     index: int = 0
     reward: float | None = None
     instruction: str = ""  # the user turn that asked for this step ("" for steps without a model call)

@@ -175,8 +175,10 @@ class FakeServer:
         reasoning_tokens: int = 0,
         chunk_delay: float = 0.0,
         honour_n: bool = True,
+        reported_cost: float | None = None,
     ) -> None:
         self.replies = replies
+        self.reported_cost = reported_cost  # sent as `usage.cost` (USD), as OpenRouter reports it
         self.latency = latency
         self.faults: collections.deque[Fault | int | str] = collections.deque(faults or [])
         self.api_key = api_key
@@ -419,6 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens_details": {"reasoning_tokens": self.fake.reasoning_tokens},
+            **({} if self.fake.reported_cost is None else {"cost": self.fake.reported_cost}),
         }
         head = {"id": f"chatcmpl-{id(body)}", "created": int(time.time()), "model": model}
 

@@ -107,7 +107,7 @@ def test_resume_after_sigkill(tmp_path):
     results = out / "results.jsonl"
     with serve(replies=answers(gold), latency=0.05) as srv:
         args = [*CLI, "-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-c", "2",
-                "-o", str(out)]
+                "--out", str(out)]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not results.exists() or len(read_results(results)) < 10):
@@ -129,7 +129,7 @@ def test_ctrl_c_writes_what_finished_and_says_how_to_resume(tmp_path):
     out = tmp_path / "out"
     with serve(replies=answers(gold), latency=0.1) as srv:
         args = [*CLI, "-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-c", "1",
-                "-o", str(out)]
+                "--out", str(out)]
         # Ctrl-C raises in the child even if this test run inherited SIGINT ignored (a background job).
         args[2] = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " + args[2]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -184,7 +184,7 @@ def test_a_dead_server_stops_its_lane_and_errors_can_be_retried(tmp_path):
         # the worker may have taken one more problem before the third error was counted
         assert len(rows) in (3, 4) and all(r["stop_reason"] == "error" for r in rows)
         srv.faults.clear()
-        result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-o", str(out),
+        result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "--out", str(out),
                         "--retry-errors")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())["arms"]
@@ -199,7 +199,7 @@ def test_report_table_json_and_plot(tmp_path):
             serve(replies=answers(gold, lambda i: i % 2 == 0), latency=0.01) as half:
         result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", good.model("gpt-4o-mini"), "-m",
                         half.model("gpt-4o"), "-s", "plain", "-b", "calls=1", "-b", "tokens=5000,usd=1",
-                        "-c", "8", "-o", str(out))
+                        "-c", "8", "--out", str(out))
     assert result.exit_code == 0, result.output
     report = json.loads((out / "summary.json").read_text())
     assert report["problems"] == 20 and len(report["arms"]) == 4
@@ -232,7 +232,7 @@ def test_diff_two_runs_and_two_arms(tmp_path):
     for name, right in (("a", lambda i: i % 2 == 0), ("b", lambda i: i % 3 == 0)):
         with serve(replies=answers(gold, right)) as srv:
             result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain",
-                            "-o", str(tmp_path / name), "--no-trajectories")
+                            "--out", str(tmp_path / name), "--no-trajectories")
             assert result.exit_code == 0, result.output
             runs[name] = srv.model("m")
     assert not (tmp_path / "a" / "trajectories").exists()
@@ -264,7 +264,7 @@ def test_skip_solves_a_later_part_of_the_same_draw_and_a_full_run_resumes_around
     draw = [p.id for p in load_dataset(str(tmp_path / "q.jsonl"), limit=10, seed=0)]
     out = tmp_path / "out"
     with serve(replies=answers(gold)) as srv:
-        args = ("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-n", "10", "-o", str(out))
+        args = ("-d", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain", "-n", "10", "--out", str(out))
         assert invoke(*args, "--skip", "6").exit_code == 0
         assert sorted(r["problem_id"] for r in read_results(out / "results.jsonl")) == sorted(draw[6:])
         assert invoke(*args).exit_code == 0
@@ -276,27 +276,27 @@ def test_bad_input_is_a_clear_error(tmp_path):
     (tmp_path / "q.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
     q, out = str(tmp_path / "q.jsonl"), str(tmp_path / "out")
     cases = [
-        (["-d", "nosuch", "-m", "http://127.0.0.1:9/v1#m", "-o", out], 1, "unknown dataset 'nosuch'"),
-        (["-d", q, "-m", "m", "-b", "tokens=lots", "-o", out], 2, "tokens must be a number"),
-        (["-d", q, "-m", "m", "-b", "speed=3", "-o", out], 2, "expected KEY=VALUE pairs"),
-        (["-d", q, "-m", "m", "-s", "nosuch", "-o", out], 2, "unknown strategy 'nosuch'"),
-        (["-d", q, "-m", "m", "-s", "nosuch:samples=3", "-o", out], 2, "unknown strategy 'nosuch'"),
-        (["-d", q, "-m", "m", "-s", "chain:verify_by=maybe", "-o", out], 2, "bad strategy 'chain:verify_by=maybe'"),
-        (["-d", q, "-o", out], 2, "missing -m/--model"),
-        (["-d", str(tmp_path / "missing.jsonl"), "-m", "m", "-o", out], 1, "no such file"),
+        (["-d", "nosuch", "-m", "http://127.0.0.1:9/v1#m", "--out", out], 1, "unknown dataset 'nosuch'"),
+        (["-d", q, "-m", "m", "-b", "tokens=lots", "--out", out], 2, "tokens must be a number"),
+        (["-d", q, "-m", "m", "-b", "speed=3", "--out", out], 2, "expected KEY=VALUE pairs"),
+        (["-d", q, "-m", "m", "-s", "nosuch", "--out", out], 2, "unknown strategy 'nosuch'"),
+        (["-d", q, "-m", "m", "-s", "nosuch:samples=3", "--out", out], 2, "unknown strategy 'nosuch'"),
+        (["-d", q, "-m", "m", "-s", "chain:verify_by=maybe", "--out", out], 2, "bad strategy 'chain:verify_by=maybe'"),
+        (["-d", q, "--out", out], 2, "missing -m/--model"),
+        (["-d", str(tmp_path / "missing.jsonl"), "-m", "m", "--out", out], 1, "no such file"),
         (["report", str(tmp_path)], 1, "holds no results.jsonl"),
-        (["-d", q, "-m", "http://127.0.0.1:9/v1#m", "--skip", "1", "-o", out], 1, "--skip 1 leaves none of the 1"),
+        (["-d", q, "-m", "http://127.0.0.1:9/v1#m", "--skip", "1", "--out", out], 1, "--skip 1 leaves none of the 1"),
     ]
     for args, code, message in cases:
         result = invoke(*args)
         assert result.exit_code == code, (args, result.output)
         assert message in result.output, (args, result.output)
     (tmp_path / "twice.jsonl").write_text('{"id": "a", "question": "1+1?", "answer": "2"}\n' * 2)
-    result = invoke("-d", str(tmp_path / "twice.jsonl"), "-m", "http://127.0.0.1:9/v1#m", "-o", out)
+    result = invoke("-d", str(tmp_path / "twice.jsonl"), "-m", "http://127.0.0.1:9/v1#m", "--out", out)
     assert result.exit_code == 1 and "problem ids must be unique; repeated: a" in result.output
     (tmp_path / "out").mkdir(exist_ok=True)
     (tmp_path / "out" / "run.json").write_text(json.dumps({"dataset": "gsm8k", "seed": 0}))
-    result = invoke("-d", q, "-m", "m", "-o", out)
+    result = invoke("-d", q, "-m", "m", "--out", out)
     assert result.exit_code == 1 and "holds a run with dataset 'gsm8k'" in result.output
 
 
@@ -313,7 +313,7 @@ def test_a_router_config_spreads_the_benchmark_over_replicas(tmp_path):
             + "router_settings:\n  routing_strategy: simple-shuffle\n"
         )
         result = invoke("-d", str(tmp_path / "q.jsonl"), "-m", f"router/{config}", "-s", "plain", "-c", "8",
-                        "-o", str(tmp_path / "out"))
+                        "--out", str(tmp_path / "out"))
         served = len(one.posts()), len(two.posts())
     assert result.exit_code == 0, result.output
     assert sum(served) == 24 and min(served) > 0

@@ -113,14 +113,14 @@ def test_flags_reach_the_run(recorded, tmp_path):
 
 def test_config_file_sets_defaults_and_flags_override_it(recorded, tmp_path):
     assert run("config", "set", "model", f"replay/{recorded}").exit_code == 0
-    assert run("config", "set", "max_calls", "1").exit_code == 0
-    assert "max_calls = 1" in run("config", "show").stdout
+    assert run("config", "set", "budget_calls", "1").exit_code == 0
+    assert "budget_calls = 1" in run("config", "show").stdout
     # max_calls=1 from the file: only the think call runs; the answer is what it proposed.
     data = json.loads(run("--json", Q).stdout)
     assert (data["stop_reason"], data["usage"]["calls"], data["answer"]) == ("budget_calls", 1, "4")
     data = json.loads(run("--json", "--max-calls", "5", Q).stdout)
     assert (data["stop_reason"], data["usage"]["calls"]) == ("answered", 3)
-    assert run("config", "set", "max_usd", "-1").exit_code == 1
+    assert run("config", "set", "budget_usd", "-1").exit_code == 1
     assert run("config", "set", "nope", "1").exit_code == 1
 
 
@@ -157,7 +157,7 @@ def test_no_answer_exits_1_and_still_prints_the_json(tmp_path):
     (["-m", "openai/gpt-4o-mini", Q], None, 1, "reason keys set openai"),
     (["--max-usd", "-1", Q], None, 2, "--max-usd"),
     (["--max-tokens", "0", Q], None, 2, "--max-tokens"),
-    (["-s", "nope", Q], None, 2, "unknown strategy 'nope'"),
+    (["--strategy", "nope", Q], None, 2, "unknown strategy 'nope'"),
     (["-m", "local/smollm2-135m", "word " * 40_000], None, 1, "8192-token context"),
     (["--key", "sk-123", "-m", "local/smollm2-135m", Q], None, 2, "does not use an API key"),
 ])

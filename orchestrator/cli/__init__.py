@@ -49,6 +49,11 @@ class ReasonGroup(click.Group):
             return _missing(name, str(e))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from orchestrator.cli.common import stdin_is_terminal
+
+        if not args and stdin_is_terminal():  # `reason` alone, at a prompt: what can I type?
+            click.echo(ctx.get_help())
+            ctx.exit(0)
         if not args or args[0] not in (*COMMANDS, *self.get_help_option_names(ctx), "--version"):
             args = [DEFAULT, *args]
         return super().parse_args(ctx, args)
@@ -69,10 +74,13 @@ def _missing(name: str, why: str) -> click.Command:
 @click.group(
     cls=ReasonGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog='Examples:\n\n  reason "What is 9.11 - 9.8?"\n\n'
-    '  echo "How many r\'s in strawberry?" | reason --json\n\n'
-    '  reason -m openai/gpt-4o-mini -s chain --max-usd 0.02 "..."\n\n'
-    'Exit codes: 0 answered, 1 no answer or an error, 2 bad usage. `reason ask --help` lists all options.',
+    epilog='Examples:\n\n\b\n  reason "What is 9.11 - 9.8?"\n'
+    '  echo "How many r\'s in strawberry?" | reason --json\n'
+    '  reason -m gpt-4o-mini --strategy vote --budget-usd 0.02 "..."\n'
+    '  reason -s "You are terse" -t 0.2 "..."          # -s is the system prompt, as in llm\n'
+    '  reason logs --stop budget_usd; reason replay last\n\n'
+    'Exit codes: 0 answered, 1 no answer or an error, 2 bad usage. `reason ask --help` lists all options '
+    'and the strategies; docs/cli.md has flags, budgets, config and logs.',
 )
 @click.version_option(__version__, "--version", prog_name="reason")
 def cli() -> None:

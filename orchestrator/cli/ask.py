@@ -1,4 +1,9 @@
-"""`reason ask` (the default command): answer a question with a model, a strategy and a budget."""
+"""`reason ask` (the default command): answer a question with a model, a strategy and a budget.
+
+Flags follow the habits users bring from simonw/llm and the OpenAI CLI: `-s` is the system prompt, `-o KEY
+VALUE` a model option, `-t` the temperature. Budgets are for the whole run and say so (`--budget-tokens`);
+`--max-tokens-per-call` caps each call. `docs/cli.md` has the full story.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,36 @@ from orchestrator.cli.common import (
     settings,
     stdin_is_terminal,
     user_errors,
+    warn,
 )
 
 LOCAL_PROVIDERS = ("local", "fake", "replay")
+BUDGETS = ("tokens", "usd", "seconds", "calls")
+EXAMPLES = """Examples:
+
+\b
+  reason "What is 9.11 - 9.8?"
+  echo "How many r's are in strawberry?" | reason --json
+  reason -m gpt-4o-mini --strategy vote --budget-usd 0.02 "..."
+  reason -m http://127.0.0.1:8080/v1#my-model -s "You are terse" -t 0.2 "..."
+  reason --budget-tokens 20000 --max-tokens-per-call 512 "..."
+  reason --tools "What is the 30th Fibonacci number?"
+
+Budgets are for the whole run (all calls): --budget-tokens, --budget-usd, --budget-seconds, --budget-calls
+(--max-usd, --max-seconds and --max-calls are the same flags; --max-tokens is the old name of --budget-tokens
+and warns). Exit codes: 0 answered, 1 no answer or an error, 2 bad usage.
+"""
+
+
+class AskCommand(click.Command):
+    """`ask`, whose help ends with examples and the strategies (read when help is shown, not at import)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from orchestrator.strategies import DESCRIPTIONS
+
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Strategies (--strategy NAME)"):
+            formatter.write_dl(list(DESCRIPTIONS.items()))
 
 
 def read_question(words: tuple[str, ...]) -> str:
@@ -36,22 +68,68 @@ def read_question(words: tuple[str, ...]) -> str:
     return question
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def pick_strategy(strategy: str | None, system: str | None) -> tuple[str | None, str | None]:
+    """(strategy, system): `-s` is the system prompt, as in llm; `-s STRATEGY_NAME` (its meaning before) is
+    still read as the strategy, with a warning, for one release."""
+    from orchestrator.strategies import STRATEGIES
+
+    if system in STRATEGIES and strategy is None:
+        warn(f"`-s {system}` now sets the system prompt (as in llm); reading it as `--strategy {system}` "
+             "this once. Use --strategy.")
+        return system, None
+    return strategy, system
+
+
+def call_options(options: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """`-o` pairs, with the knobs `reason` owns moved to their flags: `-o temperature` is `-t`, `-o max_tokens`
+    is `--max-tokens-per-call` and `-o seed` is `--seed` (sent to the provider as is, they would override
+    the retry temperature and the per-phase caps of every call)."""
+    for key, flag in (("temperature", "temperature"), ("max_tokens", "max_tokens_per_call"), ("seed", "seed")):
+        if key in options:
+            value = options.pop(key)
+            if flags[flag] is None:
+                flags[flag] = value
+    return options
+
+
+def budget_of(flags: dict[str, Any], s: Any) -> dict[str, Any]:
+    """The whole-run budget from the flags, else the config file."""
+    if flags["max_tokens"] is not None:
+        warn("--max-tokens is now --budget-tokens (all calls of the run together); it will cap each call, as "
+             "in OpenAI's API and llm, in the next release: for that, use --max-tokens-per-call")
+        flags["budget_tokens"] = flags["budget_tokens"] or flags["max_tokens"]
+    return {f"max_{r}": flags[f"budget_{r}"] if flags[f"budget_{r}"] is not None else getattr(s, f"budget_{r}")
+            for r in BUDGETS}
+
+
+@click.command(cls=AskCommand, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.argument("question", nargs=-1)
-@click.option("-m", "--model", help="Model name (`reason models` lists them). Default: config, else local.")
-@click.option("-s", "--strategy", help="Strategy: crosscheck (default), plain, chain, vote, best-of-n, beam, auto.")
+@click.option("-m", "--model", help="Model name: gpt-4o-mini, claude-haiku-4-5, local/…, http://HOST/v1#NAME "
+              "(`reason models` lists them). Default: config, else the embedded local model.")
+@click.option("--strategy", help="Strategy: crosscheck (default) or one listed below.")
 @click.option("-S", "--strategy-option", "strategy_options", nargs=2, multiple=True, metavar="KEY VALUE",
               help="A strategy option, e.g. -S samples 5 (values parsed as JSON when possible).")
+@click.option("-s", "--system", help="Extra system instructions, appended to the built-in system prompt.")
 @click.option("-o", "--option", "options", nargs=2, multiple=True, metavar="KEY VALUE",
               help="A model option passed to the provider, e.g. -o top_p 0.9 (JSON when possible).")
+@click.option("-t", "--temperature", type=click.FloatRange(0, 2),
+              help="Sampling temperature of the first attempt (retries and samples use their own).")
 @click.option("--key", help="API key for this run (overrides stored keys and environment variables).")
-@click.option("--system", help="Extra system instructions, appended to the built-in system prompt.")
 @click.option("--prompts", "prompts_dir", type=click.Path(exists=True, file_okay=False),
               help="A folder of .j2 templates overriding the built-in prompts file by file.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget (all calls, prompt+completion).")
-@click.option("--max-usd", type=click.FloatRange(min=0), help="Dollar budget.")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-clock budget.")
-@click.option("--max-calls", type=click.IntRange(min=1), help="Model-call budget.")
+@click.option("--budget-tokens", type=click.IntRange(min=1),
+              help="Token budget of the whole run (all calls, prompt + completion).")
+@click.option("--budget-usd", "--max-usd", "budget_usd", type=click.FloatRange(min=0),
+              help="Dollar budget of the whole run (refused for a model without a known price: see --price).")
+@click.option("--budget-seconds", "--max-seconds", "budget_seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Wall-clock budget of the whole run.")
+@click.option("--budget-calls", "--max-calls", "budget_calls", type=click.IntRange(min=1),
+              help="Model-call budget of the whole run.")
+@click.option("--max-tokens", type=click.IntRange(min=1), hidden=True, help="Old name of --budget-tokens.")
+@click.option("--max-tokens-per-call", type=click.IntRange(min=16),
+              help="Completion cap of each call (default 1024; reflections and checks ask for less).")
+@click.option("--price", nargs=2, type=click.FloatRange(min=0), metavar="INPUT OUTPUT",
+              help="USD per million input and output tokens, for a model without a known price.")
 @click.option("--max-steps", type=click.IntRange(1, 1000), help="Step budget the model sees (default 20).")
 @click.option("--attempts", type=click.IntRange(1, 20), help="Attempts; each failed one leaves a lesson (2).")
 @click.option("--kind", type=click.Choice(["auto", "math", "choice", "code", "text"]),
@@ -81,35 +159,51 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     """
     text = read_question(question)
     s = settings()
+    from pydantic import ValidationError
+
     from orchestrator.config import ReasonConfig
+    from orchestrator.errors import ConfigError
     from orchestrator.ledger import Budget
-    from orchestrator.models import DEFAULT_MODEL, get_model, provider_of
+    from orchestrator.models import DEFAULT_MODEL, get_model, pricing, provider_of
     from orchestrator.models.base import CallOptions
     from orchestrator.reasoner import Reasoner
     from orchestrator.trajectory import default_runs_dir
 
     model = model or s.model or DEFAULT_MODEL
+    strategy, flags["system"] = pick_strategy(strategy, flags["system"])
     strategy = check_strategy(strategy or s.strategy)
     if key and provider_of(model) in LOCAL_PROVIDERS:
         raise click.BadParameter(f"{model} does not use an API key", param_hint="'--key'")
-    budget = Budget(**{f: flags[f] if flags[f] is not None else getattr(s, f)
-                       for f in ("max_tokens", "max_usd", "max_seconds", "max_calls")})
-    config = ReasonConfig(**{name: flags[flag] for flag, name in (
+    extra = call_options(parse_pairs(options), flags)
+    budget = Budget(**budget_of(flags, s))
+    fields = {name: value for flag, name in (
         ("max_steps", "max_steps"), ("attempts", "max_attempts"), ("kind", "kind"), ("seed", "seed"),
         ("system", "system"), ("prompts_dir", "prompts_dir"), ("verify_by", "verify_by"),
-    ) if flags[flag] is not None})
+        ("temperature", "temperature"), ("max_tokens_per_call", "max_tokens_per_call"),
+    ) if (value := flags[flag] if flags[flag] is not None else getattr(s, flag, None)) is not None}
+    try:
+        config = ReasonConfig(**fields)
+    except ValidationError as e:  # a value that came in through `-o` (the flags check their own)
+        first = e.errors()[0]
+        raise click.UsageError(f"{first['loc'][0]}: {first['msg']} (got {first['input']!r})") from None
     if flags["tool_protocol"] is not None:
         config.native_tools = flags["tool_protocol"] == "native"
     runs_dir = Path(flags["runs_dir"] or s.runs_dir or default_runs_dir())
     with user_errors():
-        chat_model = get_model(model, options=CallOptions(extra=parse_pairs(options)),
-                               **({"api_key": key} if key else {}))
+        chat_model = get_model(model, options=CallOptions(extra=extra), **({"api_key": key} if key else {}))
+        if price := flags["price"] or s.prices.get(model):
+            pricing.register(getattr(chat_model, "pricing_name", chat_model.name), *price)
+        try:
+            budget.refuse_unenforceable(chat_model)
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
         reasoner = Reasoner(
             chat_model, strategy, budget, config, runs_dir=runs_dir, sandbox=flags["sandbox"] or s.sandbox,
             tools=s.tools if flags["tools"] is None else flags["tools"],
             cache=s.cache if flags["cache"] is None else flags["cache"],
             strategy_options=parse_pairs(strategy_options),
-            stream_tokens=bool(thinking) and not quiet and sys.stderr.isatty(),  # shown live in the footer
+            # tokens shown live in the footer as they come, from every call that can stream
+            stream_tokens=thinking is not False and not quiet and sys.stderr.isatty(),
         )
     before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
     try:
@@ -120,7 +214,8 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
                 from orchestrator.cli.render import LiveView
 
                 mode = {None: "summary", True: "full", False: "hidden"}[thinking]
-                with LiveView(chat_model.name, strategy, mode) as view:
+                with LiveView(chat_model.name, strategy, mode, budget=budget,
+                              priced=chat_model.priced) as view:
                     result = reasoner.solve(text, on_event=view.on_event)
                 view.summary(result)
     finally:

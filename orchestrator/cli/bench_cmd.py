@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import ReasonFailure, check_strategy, user_errors
+from orchestrator.cli.common import ReasonFailure, check_strategy, user_errors, warn
 
 
 def _budgets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -41,6 +41,30 @@ def _strategies(ctx: click.Context, param: click.Parameter, values: tuple[str, .
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="'-s' / '--strategy'") from None
     return values
+
+
+def price_models(arms: list[Any]) -> None:
+    """Register the `[prices]` of config.toml for the arms' models, and refuse a dollar budget on a model that
+    still has no known price (every call would count $0: the budget would never stop anything)."""
+    from orchestrator.cli.common import settings
+    from orchestrator.errors import ConfigError
+    from orchestrator.models import get_model, pricing, provider_of
+
+    prices = settings().prices
+    for name in dict.fromkeys(a.model for a in arms):
+        dollars = [a.budget for a in arms if a.model == name and a.budget.max_usd is not None]
+        if provider_of(name) in ("local", "fake", "replay") or not (dollars or name in prices):
+            continue  # a local model is free: nothing to look up (and no weights to load for it)
+        model = get_model(name)
+        try:
+            if name in prices:
+                pricing.register(getattr(model, "pricing_name", model.name), *prices[name])
+            for budget in dollars:
+                budget.refuse_unenforceable(model)
+        except ConfigError as e:
+            raise click.UsageError(f"{e} (in `reason bench`: a [prices] entry for {name!r})") from None
+        finally:
+            model.close()
 
 
 def _datasets_help() -> str:
@@ -78,12 +102,15 @@ def _datasets_help() -> str:
 @click.option("--retry-errors", is_flag=True, help="Solve again the problems whose recorded row is an error.")
 @click.option("--trajectories/--no-trajectories", default=True, show_default=True,
               help="Keep the full trajectory of every solve in OUT/trajectories/.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: results.jsonl (resumable), summary.md/.json, scaling.png.")
+@click.option("-o", "old_out", type=click.Path(file_okay=False, path_type=Path), hidden=True,
+              help="Old short name of --out (-o is a model option in `reason ask`).")
 @click.pass_context
 def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int, seed: int, models: tuple[str, ...],
           strategies: tuple[str, ...], budgets: tuple[str, ...], concurrency: int, local_slots: int,
-          cache: bool, tools: bool, retry_errors: bool, trajectories: bool, out: Path | None) -> None:
+          cache: bool, tools: bool, retry_errors: bool, trajectories: bool, out: Path | None,
+          old_out: Path | None) -> None:
     """Run every (model, strategy, budget) arm on the same problems and report accuracy (95% CI), tokens,
     $ and latency per arm, with a plot of accuracy against tokens per problem.
 
@@ -92,6 +119,10 @@ def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int,
     """
     if ctx.invoked_subcommand is not None:
         return
+    if old_out is not None:
+        warn("`reason bench -o DIR` is now `--out DIR` (-o is a model option in `reason ask`); reading it as "
+             "--out this once")
+        out = out or old_out
     missing = [flag for flag, value in (("--dataset", dataset), ("-m/--model", models), ("--out", out))
                if not value]
     if missing:
@@ -109,6 +140,7 @@ def bench(ctx: click.Context, dataset: str | None, limit: int | None, skip: int,
             raise ReasonFailure(f"--skip {skip} leaves none of the {len(problems)} problems of the sample")
         problems = problems[skip:]
         arms = make_arms(list(models), list(strategies or ("plain", "chain")), list(budgets), tools)
+        price_models(arms)
         name = str(Path(dataset).resolve()) if Path(dataset).is_file() else dataset
         command = shlex.join(["reason", "bench", *sys.argv[sys.argv.index("bench") + 1:]]) \
             if "bench" in sys.argv else None

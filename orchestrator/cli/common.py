@@ -23,6 +23,11 @@ def one_line(message: str) -> str:
     return redact(re.sub(r"\s*\n\s*", " ", str(message)).strip())
 
 
+def warn(message: str) -> None:
+    """A one-line `Warning: ...` on stderr (a deprecated flag, a guess the command made)."""
+    click.echo(f"Warning: {one_line(message)}", err=True)
+
+
 class ReasonFailure(click.ClickException):
     """A failure reported as `Error: <one line>`; `exit_code` defaults to 1."""
 
@@ -93,7 +98,7 @@ def check_strategy(name: str) -> str:
 
     if name not in STRATEGIES:
         raise click.BadParameter(f"unknown strategy {name!r}; choose from: {', '.join(STRATEGIES)}",
-                                 param_hint="'-s' / '--strategy'")
+                                 param_hint="'--strategy'")
     return name
 
 

@@ -77,7 +77,7 @@ def endpoints() -> list[dict[str, Any]]:
 
     with user_errors():
         configured = load_settings().endpoints
-    return [{"name": f"endpoint/{n}", "base_url": t.get("base_url"), "model": t.get("model")}
+    return [{"name": f"endpoint/{n}", "base_url": t.base_url, "model": t.model}
             for n, t in configured.items()]
 
 

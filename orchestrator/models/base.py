@@ -48,6 +48,9 @@ class Completion:
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    # where cost_usd came from: "provider" (reported in the response), "litellm" (litellm's own figure), "table"
+    # (the price map), "given" (a price the user gave), "free" (a local model) or "unknown" (no price: not $0)
+    cost_source: str = ""
     seconds: float = 0.0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False  # served from the disk cache: no tokens spent this time
@@ -91,6 +94,12 @@ class ChatModel:
     slots: int = 1  # calls an in-process model serves at once (decoded together; see `LocalModel`)
     sample_temperature: float = 0.7  # what vote, best-of-n and beam sample at unless told (see `Weights`)
     reports_confidence: bool = False  # completions carry token statistics (`Completion.confidence`)
+    price_source: str = "free"  # where `cost` gets its price (see `Completion.cost_source`)
+
+    @property
+    def priced(self) -> bool:
+        """Whether a call's dollar cost is known (a free local model's is: $0)."""
+        return self.price_source != "unknown"
 
     def __init__(self, options: CallOptions | None = None) -> None:
         self.options = options or CallOptions()
@@ -152,8 +161,13 @@ class ChatModel:
                 fn["arguments"] = redact(fn["arguments"])
         if not completion.seconds:
             completion.seconds = time.perf_counter() - start
-        if not completion.cost_usd and not completion.cached:
+        if completion.cached:
+            return completion
+        if completion.cost_source or completion.cost_usd:  # the adapter read it from the response
+            completion.cost_source = completion.cost_source or "provider"
+        else:
             completion.cost_usd = self.cost(completion.usage)
+            completion.cost_source = self.price_source
         return completion
 
     def close(self) -> None:

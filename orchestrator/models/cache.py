@@ -34,6 +34,7 @@ class CachedModel(ChatModel):
         self.sample_temperature = inner.sample_temperature
         self.slots = inner.slots
         self.reports_confidence = inner.reports_confidence
+        self.price_source = inner.price_source
         self.hits = 0
         self.misses = 0
 

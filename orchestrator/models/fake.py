@@ -55,6 +55,7 @@ class ScriptedModel(ChatModel):
         self.script = script
         self.latency = latency
         self.usd_per_token = usd_per_token
+        self.price_source = "given" if usd_per_token else "free"
         self.repeat_last = repeat_last
         self.context_window = context_window
         self.calls: list[list[Message]] = []

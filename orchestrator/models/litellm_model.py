@@ -18,7 +18,7 @@ from orchestrator.errors import ConfigError, MissingDependency
 from orchestrator.keys import add_secret, get_key
 from orchestrator.models import pricing, retry
 from orchestrator.models.base import CallOptions, Completion, Message
-from orchestrator.models.openai_compat import usage_of
+from orchestrator.models.openai_compat import reported_cost, usage_of
 from orchestrator.models.remote import RemoteModel
 
 
@@ -125,13 +125,17 @@ class LiteLLMModel(RemoteModel):
         choice = response.choices[0]
         usage = usage_of(getattr(response, "usage", None))
         hidden = getattr(response, "_hidden_params", None) or {}
-        cost = hidden.get("response_cost") or self.cost(usage)
+        # the provider's own figure (OpenRouter's usage.cost) first, then litellm's, then our price map
+        cost, source = reported_cost(getattr(response, "usage", None)), "provider"
+        if cost is None and isinstance(hidden.get("response_cost"), (int, float)):
+            cost, source = float(hidden["response_cost"]), "litellm"
         return Completion(
             text=choice.message.content or "",
             model=self.name,
             finish_reason=choice.finish_reason or "stop",
             usage=usage,
-            cost_usd=float(cost or 0.0),
+            cost_usd=cost or 0.0,
+            cost_source=source if cost is not None else "",
             tool_calls=[
                 c.model_dump() if hasattr(c, "model_dump") else dict(c)
                 for c in choice.message.tool_calls or []

@@ -70,6 +70,12 @@ def _url_key(url: str) -> str:
     return "none"
 
 
+def reported_cost(u: Any) -> float | None:
+    """The USD cost a provider reports in its usage object (OpenRouter's `usage.cost`), if any."""
+    cost = getattr(u, "cost", None)
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+
+
 def usage_of(u: Any) -> Usage:
     """Our `Usage` from an OpenAI usage object (or None)."""
     if u is None:
@@ -160,11 +166,14 @@ class OpenAIModel(RemoteModel):
         if not response.choices:
             raise ProviderError(f"{self.name}: the response has no choices")
         choice = response.choices[0]
+        reported = reported_cost(response.usage)
         return Completion(
             text=choice.message.content or "",
             model=self.name,
             finish_reason=choice.finish_reason or "stop",
             usage=usage_of(response.usage),
+            cost_usd=reported or 0.0,
+            cost_source="provider" if reported is not None else "",
             tool_calls=[call.model_dump() for call in choice.message.tool_calls or []],
             confidence=_confidence(choice.logprobs.content if choice.logprobs else None),
             raw=response.model_dump(),
@@ -244,13 +253,13 @@ class OpenAIModel(RemoteModel):
             text: list[str] = []
             tokens: list[Any] = []
             calls: dict[int, dict[str, Any]] = {}
-            usage, finish, raw = Usage(), "stop", []
+            usage, finish, raw, reported = Usage(), "stop", [], None
             with self._client().post("/chat/completions", body=req, cast_to=ChatCompletion, stream=True,
                                      stream_cls=Stream[ChatCompletionChunk]) as stream:
                 for chunk in stream:
                     raw.append(chunk.model_dump())
                     if chunk.usage:
-                        usage = usage_of(chunk.usage)
+                        usage, reported = usage_of(chunk.usage), reported_cost(chunk.usage)
                     for choice in chunk.choices[:1]:
                         if choice.delta.content:
                             text.append(choice.delta.content)
@@ -265,6 +274,8 @@ class OpenAIModel(RemoteModel):
                 self.name,
                 finish,
                 usage,
+                cost_usd=reported or 0.0,
+                cost_source="provider" if reported is not None else "",
                 tool_calls=[calls[i] for i in sorted(calls)],
                 confidence=_confidence(tokens or None),
                 raw={"chunks": raw},

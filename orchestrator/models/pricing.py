@@ -2,7 +2,9 @@
 
 The JSON file is read directly (found without importing litellm, whose import takes seconds); only if it
 is missing do we import litellm, with `LITELLM_LOCAL_MODEL_COST_MAP` set so it never fetches the map.
-Unknown models cost 0: `price()` returns None for them so callers can flag it.
+A price the user gives (`reason --price`, a `[prices]` table in config.toml) is registered with `register` and
+wins over the map. A model with neither has no known price: `price()` returns None and `source()` says
+"unknown", so a dollar figure is shown as unknown and a dollar budget is refused rather than never enforced.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 PRICE_FILE = "model_prices_and_context_window_backup.json"
 
 Price = tuple[float, float, float]  # USD per input token, per output token, per cached input token
+GIVEN: dict[str, Price] = {}  # prices the user gave, by model name (see `register`)
+
+
+def register(model: str, input_per_million: float, output_per_million: float,
+             cached_per_million: float | None = None) -> None:
+    """Price `model` at these USD per million tokens (input, output, cached input: default the input price)."""
+    cached = input_per_million if cached_per_million is None else cached_per_million
+    GIVEN[model] = (input_per_million / 1e6, output_per_million / 1e6, cached / 1e6)
 
 
 @functools.cache
@@ -51,7 +61,9 @@ def entry(model: str) -> dict[str, Any] | None:
 
 
 def price(model: str) -> Price | None:
-    """(input, output, cached input) USD per token, or None for a model without a known price."""
+    """(input, output, cached input) USD per token: the price given for `model`, else the map's, else None."""
+    if model in GIVEN:
+        return GIVEN[model]
     found = entry(model)
     if found is None:
         return None
@@ -61,8 +73,15 @@ def price(model: str) -> Price | None:
     return inp, out, inp if cached is None else float(cached)
 
 
+def source(model: str) -> str:
+    """Where `model`'s price comes from: "given" (by the user), "table" (litellm's map) or "unknown"."""
+    if model in GIVEN:
+        return "given"
+    return "table" if entry(model) is not None else "unknown"
+
+
 def cost(model: str, usage: Usage) -> float:
-    """USD cost of one call; 0 for unknown models."""
+    """USD cost of one call; 0 for a model without a known price (`source()` tells the two apart)."""
     p = price(model)
     if p is None:
         return 0.0

@@ -91,6 +91,11 @@ class RemoteModel(ChatModel):
                 self._async = (loop, self._make(self.client_classes[1]))
             return self._async[1]
 
+    @property
+    def price_source(self) -> str:  # type: ignore[override]
+        """ "given", "table" or "unknown": where this model's price comes from (`pricing.source`)."""
+        return pricing.source(self.pricing_name)
+
     def cost(self, usage: Usage) -> float:
         return pricing.cost(self.pricing_name, usage)
 

@@ -1,8 +1,9 @@
 """The one retry wrapper around provider calls (tenacity), used by every remote adapter.
 
 Retried: HTTP 408/409/429 (honouring Retry-After), 5xx, timeouts, connection errors and resets.
-Never retried: auth (401/403), bad requests (400/404/422) and context-length errors; those become
-`ProviderError` / `ContextLengthExceeded` with every API key scrubbed from the message.
+Never retried: missing or rejected credentials, whatever status the library gives them (litellm reports a
+missing key as a 500), bad requests (400/404/422) and context-length errors; those become `ProviderError` /
+`ContextLengthExceeded` with every API key scrubbed from the message. A connection error names its URL.
 Reference: mini-swe-agent `models/utils/retry.py`.
 """
 
@@ -39,6 +40,12 @@ CONTEXT_PHRASES = (
     "input is too long",
     "contextwindowexceeded",
 )
+# How providers and litellm word a missing or rejected key (litellm wraps some in a 500).
+AUTH_PHRASES = (
+    "api_key", "api key", "apikey", "credentials", "unauthorized", "authentication", "permission denied",
+    "x-api-key", "access denied",
+)
+AUTH_CLASSES = {"AuthenticationError", "PermissionDeniedError"}
 # SDK classes recognised by name so this module never imports openai, anthropic, httpx or litellm.
 NETWORK_CLASSES = {"APIConnectionError", "APITimeoutError", "TimeoutException", "TransportError"}
 PROVIDER_CLASSES = NETWORK_CLASSES | {"OpenAIError", "AnthropicError", "APIError"}
@@ -61,9 +68,19 @@ def is_context_length(exc: BaseException) -> bool:
     return any(p in text for p in CONTEXT_PHRASES)
 
 
+def is_auth(exc: BaseException) -> bool:
+    """Whether the provider refused (or could not find) the credentials: retrying cannot help."""
+    if status_of(exc) in (401, 403) or _names(exc) & AUTH_CLASSES:
+        return True
+    if _names(exc) & NETWORK_CLASSES:
+        return False
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(p in text for p in AUTH_PHRASES)
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether another attempt may succeed: rate limits, server errors and network failures."""
-    if is_context_length(exc):
+    if is_context_length(exc) or is_auth(exc):
         return False
     if _names(exc) & NETWORK_CLASSES or isinstance(exc, (TimeoutError, ConnectionError)):
         return True
@@ -133,8 +150,27 @@ def provider_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> Pr
     ):
         return None
     prefix = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
-    message = redact(f"{prefix}: {exc}", [s for s in secrets if s])
+    text = f"{prefix}: {exc}"
+    if is_auth(exc):
+        text += " (the credentials are missing or were refused: `reason keys set PROVIDER`, or --key)"
+    elif (url := url_of(exc)) is not None:
+        text += f" ({url})"
+    message = redact(text, [s for s in secrets if s])
     return ContextLengthExceeded(message) if is_context_length(exc) else ProviderError(message)
+
+
+def url_of(exc: BaseException) -> str | None:
+    """`METHOD URL` of the request a network error failed on (httpx and the SDKs keep it), without a query."""
+    if not (_names(exc) & NETWORK_CLASSES or isinstance(exc, (TimeoutError, ConnectionError))):
+        return None
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx raises when an error has no request
+        return None
+    url = getattr(request, "url", None)
+    if url is None:
+        return None
+    return f"{getattr(request, 'method', 'POST')} {str(url).split('?', 1)[0]}"
 
 
 def _give_up(exc: Exception, policy: RetryPolicy, secrets: list[str | None]) -> ProviderError | None:

@@ -40,6 +40,12 @@ class StrategyContext:
     options: dict[str, Any] = field(default_factory=dict)  # strategy-specific knobs (samples, beam width…)
 
     @property
+    def streams(self) -> bool:
+        """Whether calls stream their tokens: when asked to, on every backend but a local model that decodes
+        several calls together (streaming one would take it out of the batch)."""
+        return self.stream_tokens and (not self.model.is_local or self.model.slots == 1)
+
+    @property
     def parallel(self) -> int:
         """How many chains may run at once: an in-process model's slots (one unless it decodes several calls
         together), else the configured bound."""
@@ -73,7 +79,7 @@ class StrategyContext:
             question=self.question, kind=self.kind, model=self.model, config=config,
             trajectory=self.trajectory(sample, self.sample_header(config, "chain")), ledger=self.ledger,
             budget=self.budget, sandbox=sandbox, on_event=self.on_event,
-            stream_tokens=self.stream_tokens and self.parallel == 1, sample=sample,
+            stream_tokens=self.streams, sample=sample,
         )
         try:
             return run_machine(run)

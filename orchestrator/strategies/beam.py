@@ -90,8 +90,11 @@ class Beam:
     def _run(self, parent: Node | None, sample: int, own: bool = False) -> Run:
         """A node's run: sampled with its own seed, or (`own`) as the run's first sample, at its temperature."""
         c = self.ctx
+        # its calls and tokens are shown as they happen; its steps, once the node is recorded (`record`)
+        events = (lambda kind, payload: kind != "step" and c.on_event(kind, payload)) if c.on_event else None
         run = Run(question=c.question, kind=c.kind, model=c.model, config=self.own if own else self.config,
-                  trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget, sample=0 if own else sample)
+                  trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget, sample=0 if own else sample,
+                  on_event=events, stream_tokens=c.streams)
         if parent is not None:
             run.trajectory.steps = parent.path()
             run.steps_left, run.advice = parent.run.steps_left, parent.run.advice
@@ -138,6 +141,7 @@ class Beam:
     def record(self, node: Node) -> None:
         """Append a grown node's steps to the search's trajectory (and stream them)."""
         for step in node.steps:
+            step.sample = node.id  # a step of the search is labelled by the node (branch) it grew
             self.tree.trajectory.append(step)
             self.tree.emit("step", step)
 

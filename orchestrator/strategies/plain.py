@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.answers import extract_answer
 from orchestrator.errors import BudgetExceeded
-from orchestrator.run import Candidate, Run
+from orchestrator.run import Candidate, Run, Token
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Call, Step
 
@@ -26,9 +26,14 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     try:
         messages = [{"role": "user", "content": ctx.question}]
         seed = None if config.seed is None else config.seed + 1000 * sample
+        on_token = (lambda t: run.emit("token", Token(t, sample, "think"))) if ctx.streams else None
         with ctx.ledger.reserve(ctx.budget, phase="think"):
-            c = ctx.model.complete(messages, sample_index=sample, max_tokens=config.max_tokens_per_call,
-                                   temperature=config.temperature, seed=seed)
+            run.emit("call", Token("think", sample, "think"))
+            try:
+                c = ctx.model.complete(messages, sample_index=sample, max_tokens=config.max_tokens_per_call,
+                                       temperature=config.temperature, seed=seed, on_token=on_token)
+            finally:
+                run.emit("called", Token("think", sample, "think"))
             ctx.ledger.record(c, "think")
         call = Call.from_completion(messages, c)
         step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))

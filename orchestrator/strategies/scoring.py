@@ -50,7 +50,8 @@ class Scorer:
         """A run with no steps: its prompt is the system prompt, the question and one instruction."""
         c = self.ctx
         return Run(question=c.question, kind=c.kind, model=c.model, config=c.config,
-                   trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget)
+                   trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget, on_event=c.on_event,
+                   stream_tokens=c.streams)
 
     def judge(self, run: Run, candidate: Candidate) -> float | None:
         """The model's 0-1 score for `candidate` given the chain that reached it (None if unreadable)."""
