@@ -1,15 +1,20 @@
 """What the remote adapters (OpenAI, Anthropic, litellm) share, so that each keeps only its SDK's calls:
-the connection settings, the retry policy, the context window and price lookup, and the SDK clients."""
+the connection settings, the retry policy, the context window and price lookup, and the SDK clients.
+
+Every call is bounded by the limits the ledger set for it (`limits`): it is given up at the run's deadline
+or on a cancel (Ctrl-C), however the server behaves (a hang, a drip of one byte a second), and each HTTP
+request's own timeout is cut to the time left."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import ConfigError
-from orchestrator.models import pricing, retry
+from orchestrator.models import limits, pricing, retry
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
 
@@ -27,6 +32,16 @@ def http_timeout() -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"REASON_HTTP_TIMEOUT must be a number of seconds above 0, not {raw!r}")
     return value
+
+
+def http_retries() -> int | None:
+    """Retries after a failed request: `REASON_HTTP_RETRIES` (0 or more), else None (the policy's: 4)."""
+    raw = os.environ.get("REASON_HTTP_RETRIES", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ConfigError(f"REASON_HTTP_RETRIES must be a whole number of retries (0 or more), not {raw!r}")
+    return int(raw)
 
 
 SAMPLE_THREADS = 16  # requests one `sample` draw has in flight at most
@@ -53,12 +68,14 @@ class RemoteModel(ChatModel):
         pricing_name: str | None = None,
     ) -> None:
         """`timeout`: seconds a request may take (default `REASON_HTTP_TIMEOUT`, else 600); a request that
-        times out is retried. `max_retries` N means N + 1 attempts; `pricing_name` (default `model`) finds
-        prices and the context window in the price map."""
+        times out is retried. `max_retries` N means N + 1 attempts (default `REASON_HTTP_RETRIES`, else 4);
+        `pricing_name` (default `model`) finds prices and the context window in the price map."""
         super().__init__(options)
         self.name, self.model, self.api_key, self.base_url = name, model, api_key, base_url
         self.timeout = http_timeout() if timeout is None else timeout
         self.retry = retry_policy or retry.RetryPolicy()
+        if max_retries is None and retry_policy is None:
+            max_retries = http_retries()
         if max_retries is not None:
             self.retry.attempts = max_retries + 1
         self.pricing_name = pricing_name or model
@@ -88,6 +105,17 @@ class RemoteModel(ChatModel):
 
     def cost(self, usage: Usage) -> float:
         return pricing.cost(self.pricing_name, usage)
+
+    def complete(self, messages: list[Message], on_token: Callable[[str], None] | None = None,
+                 sample_index: int = 0, **options: Any) -> Completion:
+        """`ChatModel.complete`, given up at the call's deadline or on a cancel (`limits.bounded`)."""
+        return limits.bounded(lambda: super(RemoteModel, self).complete(messages, on_token, sample_index, **options))
+
+    def _request_options(self) -> dict[str, Any]:
+        """Per-request SDK options: the HTTP timeout, cut to the time the call has left (so a request given up
+        at the deadline does not linger in its thread for the full timeout)."""
+        left = limits.current().time_left()
+        return {} if left is None or left + 1 >= self.timeout else {"timeout": max(0.1, left + 1)}
 
     def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
         """One completion per seed, requested at once (a thread each; the results in the order of `seeds`):
