@@ -10,6 +10,7 @@ from typing import Any
 
 from orchestrator.answers import extract_answer
 from orchestrator.errors import BudgetExceeded
+from orchestrator.ledger import call_bound
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Call, Step
@@ -26,7 +27,8 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     try:
         messages = [{"role": "user", "content": ctx.question}]
         seed = None if config.seed is None else config.seed + 1000 * sample
-        with ctx.ledger.reserve(ctx.budget, phase="think"):
+        bound = call_bound(ctx.model, messages, config.max_tokens_per_call)
+        with ctx.ledger.reserve(ctx.budget, phase="think", bound=bound):
             c = ctx.model.complete(messages, sample_index=sample, max_tokens=config.max_tokens_per_call,
                                    temperature=config.temperature, seed=seed)
             ctx.ledger.record(c, "think")
