@@ -127,10 +127,11 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
         if as_json:
             click.echo(json.dumps(error_json(e.format_message(), e.exit_code), ensure_ascii=False))
         raise
+    code = 130 if result.stop_reason == "interrupted" else 1 if result.answer is None else 0
     if as_json:
         from orchestrator.cli.render import result_json
 
-        click.echo(json.dumps(result_json(result), ensure_ascii=False))
+        click.echo(json.dumps({**result_json(result), "exit_code": code}, ensure_ascii=False))
     elif result.answer is not None:
         click.echo(result.answer)
     where = f" (trajectory: {result.trajectory_path})" if result.trajectory_path else ""
