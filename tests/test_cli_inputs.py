@@ -53,12 +53,12 @@ def broken_prompts(tmp: Path) -> str:
 
 
 @pytest.mark.parametrize(("args", "code", "words"), [
-    (["-s", "vote", "-S", "samples", "abc"], 2, ["samples", "integer"]),
-    (["-s", "vote", "-S", "temperature", "hot"], 2, ["temperature"]),
-    (["-s", "vote", "-S", "chain", "x"], 2, ["chain"]),
-    (["-s", "beam", "-S", "width", "0"], 2, ["width"]),
-    (["-s", "beam", "-S", "width", "wide"], 2, ["width"]),
-    (["-s", "vote", "-S", "sampels", "3"], 2, ["sampels"]),
+    (["--strategy", "vote", "-S", "samples", "abc"], 2, ["samples", "integer"]),
+    (["--strategy", "vote", "-S", "temperature", "hot"], 2, ["temperature"]),
+    (["--strategy", "vote", "-S", "chain", "x"], 2, ["chain"]),
+    (["--strategy", "beam", "-S", "width", "0"], 2, ["width"]),
+    (["--strategy", "beam", "-S", "width", "wide"], 2, ["width"]),
+    (["--strategy", "vote", "-S", "sampels", "3"], 2, ["sampels"]),
     (["-o", "stream", "true"], 2, ["stream"]),
     (["--max-usd", "nan"], 2, ["above 0"]),
     (["--max-usd", "0"], 2, ["above 0"]),
@@ -133,7 +133,7 @@ def test_json_on_a_usage_error_is_one_object_with_the_error(srv):
 
 def test_json_of_an_answer_has_the_documented_fields(srv):
     out = only_json(cli("-m", srv.model("m"), "--json", Q))
-    documented = Path(__file__).parents[1].joinpath("docs", "cli.md").read_text()
+    documented = Path(__file__).parents[1].joinpath("docs", "output.md").read_text()
     for field in out:
         assert f"`{field}`" in documented, field
     assert out["error"] is None and out["answer"] == "4"

@@ -63,7 +63,7 @@ def hanging(srv) -> object:
 def test_a_signal_during_a_vote_cancels_its_calls_and_prints_the_best_answer_so_far(sig, tmp_path):
     with serve() as srv:
         srv.replies = [ANSWER, hanging(srv)]  # the first request answers, the others hang
-        proc = start(srv, tmp_path, "-s", "vote", "-S", "samples", "4", "-S", "rule", "none")
+        proc = start(srv, tmp_path, "--strategy", "vote", "-S", "samples", "4", "-S", "rule", "none")
         wait_for_posts(srv, 4)
         time.sleep(0.5)  # the answered sample is counted
         seconds, out, err = interrupt(proc, sig)
@@ -95,7 +95,7 @@ def test_sigterm_during_a_hung_chain_call_ends_its_trajectory_interrupted(tmp_pa
 def test_a_second_ctrl_c_exits_at_once(tmp_path):
     with serve() as srv:
         srv.replies = hanging(srv)
-        proc = start(srv, tmp_path, "-s", "vote", "-S", "samples", "3")
+        proc = start(srv, tmp_path, "--strategy", "vote", "-S", "samples", "3")
         wait_for_posts(srv, 1)
         seconds, _, err = interrupt(proc, signal.SIGINT, signal.SIGINT)
     # 130 from us, or (a second signal as the interpreter shuts down) death by SIGINT, which a shell reports as 130

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
+from orchestrator.cli.checks import BudgetValue, JsonCommand, check_inputs, exit_code, interruptible
 from orchestrator.cli.common import (
     ReasonFailure,
     check_strategy,
-    error_json,
     interrupts,
     new_entries,
     parse_pairs,
@@ -23,40 +23,6 @@ from orchestrator.cli.common import (
 )
 
 LOCAL_PROVIDERS = ("local", "fake", "replay")
-# Request fields `reason` sets itself; `-o` may not override them.
-RESERVED_OPTIONS = ("model", "messages", "stream", "stream_options", "n", "tools")
-
-
-class BudgetValue(click.ParamType):
-    """A budget: a number above 0 (not NaN): a budget of 0 could pay for nothing."""
-
-    name = "number"
-
-    def __init__(self, integer: bool = False) -> None:
-        self.integer = integer
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | int:
-        try:
-            number = int(value) if self.integer else float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a {'whole ' if self.integer else ''}number", param, ctx)
-        if not number > 0:  # NaN fails this too
-            self.fail(f"{value!r}: a budget must be above 0", param, ctx)
-        return number
-
-
-class JsonCommand(click.Command):
-    """A command that, with `--json`, prints one JSON object even when its arguments are wrong."""
-
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
-        wants_json = "--json" in args
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as e:
-            if wants_json:
-                click.echo(json.dumps(error_json(e.format_message(), e.exit_code), ensure_ascii=False))
-            raise
 
 
 def read_question(words: tuple[str, ...]) -> str:
@@ -119,33 +85,8 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     The answer goes to stdout, the live view of the steps to stderr. `-` as QUESTION (or no QUESTION with
     piped input) reads stdin. Exit codes: 0 answered, 1 no answer or an error, 2 bad usage, 130 interrupted
     (Ctrl-C or SIGTERM: the best answer so far is printed first; a second one exits at once). With `--json`
-    stdout is one JSON object whatever happens (`error` set on a failure; docs/cli.md lists its fields).
+    stdout is one JSON object whatever happens (`error` set on a failure; docs/output.md lists its fields).
     """
-    try:
-        result = _solve(question, model, strategy, strategy_options, options, key, quiet, thinking, flags)
-    except click.ClickException as e:
-        if as_json:
-            click.echo(json.dumps(error_json(e.format_message(), e.exit_code), ensure_ascii=False))
-        raise
-    code = 130 if result.stop_reason == "interrupted" else 1 if result.answer is None else 0
-    if as_json:
-        from orchestrator.cli.render import result_json
-
-        click.echo(json.dumps({**result_json(result), "exit_code": code}, ensure_ascii=False))
-    elif result.answer is not None:
-        click.echo(result.answer)
-    where = f" (trajectory: {result.trajectory_path})" if result.trajectory_path else ""
-    if result.stop_reason == "interrupted":
-        found = "the best answer so far, unverified, is above" if result.answer is not None else "no answer yet"
-        raise ReasonFailure(f"interrupted: {found}{where}", exit_code=130)
-    if result.answer is None:
-        why = result.stop_reason + (f": {result.error}" if result.error else "")
-        raise ReasonFailure(f"no answer ({why}){where}")
-
-
-def _solve(question: tuple[str, ...], model: str | None, strategy: str | None, strategy_options: tuple,
-           options: tuple, key: str | None, quiet: bool, thinking: bool | None, flags: dict[str, Any]) -> Any:
-    """Everything `ask` does up to the result (an interrupted solve's result too); errors as ClickExceptions."""
     text = read_question(question)
     s = settings()
     from orchestrator.config import ReasonConfig
@@ -168,15 +109,15 @@ def _solve(question: tuple[str, ...], model: str | None, strategy: str | None, s
     if flags["tool_protocol"] is not None:
         config.native_tools = flags["tool_protocol"] == "native"
     runs_dir = Path(flags["runs_dir"] or s.runs_dir or default_runs_dir())
-    model_options, chosen = parse_pairs(options), parse_pairs(strategy_options)
-    check_inputs(strategy, chosen, model_options, runs_dir, config.prompts_dir)
+    check_inputs(strategy, parse_pairs(strategy_options), parse_pairs(options), runs_dir, config.prompts_dir)
     with user_errors():
-        chat_model = get_model(model, options=CallOptions(extra=model_options), **({"api_key": key} if key else {}))
+        chat_model = get_model(model, options=CallOptions(extra=parse_pairs(options)),
+                               **({"api_key": key} if key else {}))
         reasoner = Reasoner(
             chat_model, strategy, budget, config, runs_dir=runs_dir, sandbox=flags["sandbox"] or s.sandbox,
             tools=s.tools if flags["tools"] is None else flags["tools"],
             cache=s.cache if flags["cache"] is None else flags["cache"],
-            strategy_options=chosen,
+            strategy_options=parse_pairs(strategy_options),
             stream_tokens=bool(thinking) and not quiet and sys.stderr.isatty(),  # shown live in the footer
         )
     before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
@@ -193,42 +134,17 @@ def _solve(question: tuple[str, ...], model: str | None, strategy: str | None, s
                 view.summary(result)
     finally:
         reasoner.close()
-    return result
+    if as_json:
+        from orchestrator.cli.render import result_json
 
-
-def interruptible(solve: Any, *args: Any, **kwargs: Any) -> Any:
-    """`solve(...)`'s result; an interrupted solve's partial result (stop reason `interrupted`, the best
-    answer so far) instead of its exception."""
-    from orchestrator.errors import Interrupted
-
-    try:
-        return solve(*args, **kwargs)
-    except Interrupted as e:
-        return e.result
-
-
-def check_inputs(strategy: str, strategy_options: dict[str, Any], model_options: dict[str, Any], runs_dir: Path,
-                 prompts_dir: str | None) -> None:
-    """Usage errors that would otherwise surface mid-run: bad `-S` values, `-o` options `reason` sets itself,
-    a runs folder that cannot be made, a prompt folder with a broken template."""
-    from orchestrator.errors import ConfigError
-    from orchestrator.prompting import check_folder
-    from orchestrator.strategies.options import check_options
-
-    try:
-        check_options(strategy, strategy_options)
-    except ConfigError as e:
-        raise click.BadParameter(str(e), param_hint="'-S' / '--strategy-option'") from None
-    reserved = [k for k in model_options if k in RESERVED_OPTIONS]
-    if reserved:
-        raise click.BadParameter(f"{reserved[0]!r} is set by reason itself (--show-thinking streams the steps)",
-                                 param_hint="'-o' / '--option'")
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise click.BadParameter(f"cannot make {runs_dir}: {e.strerror or e}", param_hint="'--runs-dir'") from None
-    if prompts_dir is not None:
-        try:
-            check_folder(prompts_dir)
-        except ConfigError as e:
-            raise click.BadParameter(str(e), param_hint="'--prompts'") from None
+        click.echo(json.dumps({**result_json(result), "exit_code": exit_code(result)}, ensure_ascii=False))
+        click.get_current_context().meta["json_printed"] = True
+    elif result.answer is not None:
+        click.echo(result.answer)
+    where = f" (trajectory: {result.trajectory_path})" if result.trajectory_path else ""
+    if result.stop_reason == "interrupted":
+        found = "the best answer so far, unverified, is above" if result.answer is not None else "no answer yet"
+        raise ReasonFailure(f"interrupted: {found}{where}", exit_code=130)
+    if result.answer is None:
+        why = result.stop_reason + (f": {result.error}" if result.error else "")
+        raise ReasonFailure(f"no answer ({why}){where}")
