@@ -152,3 +152,16 @@ def test_concurrent_samples_overrun_a_budget_by_one_call_at_most(strategy, budge
     if budget.max_usd:
         assert result.usage.cost_usd <= budget.max_usd + usd
     assert result.stop_reason.startswith("budget_")
+
+
+# --- 11: huge replies from a server that ignores max_tokens ------------------------------------------------
+def test_huge_replies_are_cut_to_their_cap_and_an_unreviewed_answer_is_reported_as_such(tmp_path):
+    huge = ("The answer is 4. " + "lorem ipsum dolor " * 1000) * 4  # 12,000 words whatever max_tokens says
+    with serve(replies=huge) as srv:
+        done = cli("-m", srv.model("m"), "--json", "--runs-dir", str(tmp_path), Q)
+    out = json.loads(done.stdout)
+    assert (out["stop_reason"], out["verified"]) == ("format_errors", None)
+    assert "never reviewed" in done.stderr and "answered" not in done.stderr
+    # each reply was cut to its call's cap, so the prompts that carry it back stay small
+    assert all(len(step["text"].split()) <= 1100 for step in out["steps"])  # think: 1,024 tokens
+    assert out["usage"]["prompt_tokens"] < 6000

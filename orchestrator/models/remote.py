@@ -47,6 +47,22 @@ def http_retries() -> int | None:
 SAMPLE_THREADS = 16  # requests one `sample` draw has in flight at most
 
 
+OVER_CAP = 1.25  # a reply this far over its max_tokens came from a server that ignored the cap
+
+
+def capped(completion: Completion, max_tokens: int | None) -> Completion:
+    """`completion`, its text cut to about `max_tokens` (finish_reason 'length') when the server reported
+    more completion tokens than that: a server that ignores the cap would otherwise grow every later prompt
+    of the chain by the whole reply. The usage stays as reported (it was paid for)."""
+    used = completion.usage.completion_tokens
+    if not max_tokens or used <= max_tokens * OVER_CAP or not completion.text:
+        return completion
+    completion.raw = {"uncapped_chars": len(completion.text), "response": completion.raw}
+    completion.text = completion.text[: len(completion.text) * max_tokens // used]
+    completion.finish_reason = "length"
+    return completion
+
+
 class RemoteModel(ChatModel):
     """A model behind an HTTP API. `retry.py` retries its calls (the SDKs' own retries stay off). SDK clients
     are built on first use, so that importing an adapter never imports its SDK."""
@@ -108,8 +124,11 @@ class RemoteModel(ChatModel):
 
     def complete(self, messages: list[Message], on_token: Callable[[str], None] | None = None,
                  sample_index: int = 0, **options: Any) -> Completion:
-        """`ChatModel.complete`, given up at the call's deadline or on a cancel (`limits.bounded`)."""
-        return limits.bounded(lambda: super(RemoteModel, self).complete(messages, on_token, sample_index, **options))
+        """`ChatModel.complete`, given up at the call's deadline or on a cancel (`limits.bounded`); a reply far
+        over the `max_tokens` asked for is cut to it (`capped`)."""
+        completion = limits.bounded(
+            lambda: super(RemoteModel, self).complete(messages, on_token, sample_index, **options))
+        return capped(completion, options.get("max_tokens") or self.options.max_tokens)
 
     def _request_options(self) -> dict[str, Any]:
         """Per-request SDK options: the HTTP timeout, cut to the time the call has left (so a request given up
