@@ -165,3 +165,13 @@ def test_huge_replies_are_cut_to_their_cap_and_an_unreviewed_answer_is_reported_
     # each reply was cut to its call's cap, so the prompts that carry it back stay small
     assert all(len(step["text"].split()) <= 1100 for step in out["steps"])  # think: 1,024 tokens
     assert out["usage"]["prompt_tokens"] < 6000
+
+
+def test_samples_drawn_together_obey_the_deadline_too():
+    with serve(replies=["The answer is 4"]) as srv:
+        srv.faults.extend([Fault.hang(30)] * 3)
+        model = get_model(srv.model("m"), retry_policy=FAST)
+        start = time.monotonic()
+        with limits.scope(time.monotonic() + 1.0, None), pytest.raises(BudgetExceeded):
+            model.sample(USER, seeds=[1, 2, 3])
+        assert time.monotonic() - start < 1.5

@@ -8,6 +8,7 @@ request's own timeout is cut to the time left."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 from collections.abc import Callable
@@ -145,9 +146,11 @@ class RemoteModel(ChatModel):
             return super().sample(messages, seeds, **options)
         from concurrent.futures import ThreadPoolExecutor
 
+        # each request runs in a copy of this thread's context: under the limits of the call that drew them
+        contexts = [contextvars.copy_context() for _ in seeds]
         with ThreadPoolExecutor(min(len(seeds), SAMPLE_THREADS), thread_name_prefix="sample") as pool:
             return list(pool.map(
-                lambda i: self.complete(messages, sample_index=i, **{**options, "seed": seeds[i]}),
+                lambda i: contexts[i].run(self.complete, messages, sample_index=i, **{**options, "seed": seeds[i]}),
                 range(len(seeds))))
 
     def close(self) -> None:
