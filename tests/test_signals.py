@@ -100,3 +100,15 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path):
         seconds, _, err = interrupt(proc, signal.SIGINT, signal.SIGINT)
     # 130 from us, or (a second signal as the interpreter shuts down) death by SIGINT, which a shell reports as 130
     assert proc.returncode in (130, -signal.SIGINT) and seconds < 1.5, err
+
+
+def test_ctrl_c_during_a_chain_prints_the_answer_it_had_proposed(tmp_path):
+    with serve() as srv:
+        srv.replies = ["Step 1: 2 + 2 = 4.\nFinal answer: 4", hanging(srv)]  # the review hangs
+        proc = start(srv, tmp_path)
+        wait_for_posts(srv, 2)
+        seconds, out, err = interrupt(proc, signal.SIGINT)
+    assert proc.returncode == 130 and seconds < 2.5, err
+    result = json.loads(out)
+    assert (result["stop_reason"], result["answer"], result["exit_code"]) == ("interrupted", "4", 130)
+    assert "best answer so far" in err.strip().splitlines()[-1]
