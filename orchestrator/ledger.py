@@ -111,7 +111,7 @@ class Ledger:
         if bound is None:
             nxt = budget.next_call(self, phase)
             bound = Bound(calls * nxt["tokens"], calls * nxt["usd"])
-        held = bound
+        held = bound  # what these calls hold of the budget until they are recorded
         with self._gate:
             budget.check(self, calls=calls, phase=phase, in_flight=self.in_flight, reserved=self.reserved)
             self.in_flight += calls

@@ -158,15 +158,7 @@ class Reasoner:
         except KeyboardInterrupt as e:
             assert ledger.cancel is not None
             ledger.cancel.set()  # nothing more starts, in any chain
-            best = best_so_far(ledger.runs)
-            partial = Result(
-                question=question, answer=best.answer if best else None,
-                normalized=best.normalized if best else None, kind=kind, model=self.model.name,
-                strategy=self.strategy, stop_reason="interrupted", usage=ledger.totals(),
-                steps=[s for run in ledger.runs for s in run.trajectory.steps],
-                trajectory_path=str(ctx.trajectory_path) if ctx.trajectory_path else None,
-                seconds=time.monotonic() - start, phases=ledger.by_phase(), verified=best.verified if best else None,
-            )
+            partial = self._partial(ctx, start)
             interrupted = Interrupted(str(e) or "interrupted", partial)
             interrupted.trajectory_path, interrupted.usage = partial.trajectory_path, partial.usage  # type: ignore[attr-defined]
             raise interrupted from None
@@ -185,6 +177,18 @@ class Reasoner:
             seconds=time.monotonic() - start, samples_used=outcome.samples_used,
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
             error=outcome.error, verified=answer.verified if answer else None,
+        )
+
+    def _partial(self, ctx: StrategyContext, start: float) -> Result:
+        """The result of an interrupted solve: what its chains had spent and found (`best_so_far`)."""
+        ledger, best = ctx.ledger, best_so_far(ctx.ledger.runs)
+        return Result(
+            question=ctx.question, answer=best.answer if best else None,
+            normalized=best.normalized if best else None, kind=ctx.kind, model=self.model.name,
+            strategy=self.strategy, stop_reason="interrupted", usage=ledger.totals(),
+            steps=[step for run in ledger.runs for step in run.trajectory.steps],
+            trajectory_path=str(ctx.trajectory_path) if ctx.trajectory_path else None,
+            seconds=time.monotonic() - start, phases=ledger.by_phase(), verified=best.verified if best else None,
         )
 
     async def asolve(self, question: str, on_event: EventHandler | None = None) -> Result:
