@@ -27,6 +27,11 @@ class ProviderError(ReasonError):
     """The provider refused the call and retrying will not help (auth, bad request)."""
 
 
+class MalformedResponse(ProviderError):
+    """The server answered with something that is not a completion (not JSON, cut short, a field of the wrong
+    type, no choices). Retried like a server error, then reported."""
+
+
 class ContextLengthExceeded(ProviderError):
     """The prompt does not fit the model's context window."""
 
@@ -35,6 +40,15 @@ class Cancelled(KeyboardInterrupt):
     """The caller gave the solve up (a client disconnected). Raised before the next model call, never during
     one. A KeyboardInterrupt, as Ctrl-C is, so no `except Exception` swallows it and the trajectory closes
     with the stop reason `interrupted`."""
+
+
+class Interrupted(Cancelled):
+    """A solve given up (Ctrl-C, SIGTERM, a cancel) with what it had found by then: `result`, a `Result`
+    whose stop reason is `interrupted` and whose answer is the best so far (None if it had none)."""
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class BudgetExceeded(ReasonError):

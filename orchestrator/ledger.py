@@ -3,7 +3,10 @@
 The budget is enforced by our code, before a call is made: `Budget.check(ledger)` projects the next call's
 cost from the calls seen so far (those of the same phase when there are any: a short think call is not
 priced like a long review) and raises `BudgetExceeded` if it would overrun, so a run never exceeds its
-budget by more than one call's worth.
+budget by more than one call's worth. Calls other chains have in flight count at their bound, not at the
+projection (`Ledger.reserve`: the prompt plus its `max_tokens`, and that priced), so concurrent samples
+cannot all pass the same check and together overrun it by several calls. Each admitted call runs within the
+run's deadline (`limits.scope`): no HTTP call, retry or wait outlasts `max_seconds`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.errors import BudgetExceeded, Cancelled, ConfigError
-from orchestrator.models.base import ChatModel, Completion, Usage
+from orchestrator.models import limits
+from orchestrator.models.base import ChatModel, Completion, Message, Usage
+
+
+@dataclass
+class Bound:
+    """The most a call admitted by `Ledger.reserve` can cost: its prompt and `max_tokens`, and that priced."""
+
+    tokens: float = 0.0
+    usd: float = 0.0
+
+
+def call_bound(model: ChatModel, messages: list[Message], max_tokens: int, calls: int = 1) -> Bound:
+    """The bound of `calls` calls of `messages` capped at `max_tokens` completion tokens each. The prompt is
+    counted at 3 characters a token (English averages about 4: this errs high, as a bound must)."""
+    prompt = sum(len(str(m.get("content") or "")) for m in messages) // 3 + 4 * len(messages)
+    return Bound(calls * (prompt + max_tokens), calls * model.cost(Usage(prompt, max_tokens)))
 
 
 @dataclass
@@ -81,26 +100,38 @@ class Ledger:
     def __init__(self, cancel: threading.Event | None = None) -> None:
         self.cancel = cancel  # set by the caller to give the solve up: the next call raises `Cancelled`
         self.entries: list[Entry] = []
+        self.runs: list[Any] = []  # the chains that spend from it (`Run`s register themselves): a Ctrl-C's best so far
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self.in_flight = 0  # calls checked against the budget and not yet recorded
+        self.reserved = Bound()  # what the calls in flight can cost at most
         self._gate = threading.Lock()
 
     @contextmanager
-    def reserve(self, budget: Budget, calls: int = 1, phase: str | None = None) -> Iterator[None]:
-        """Check `budget` for `calls` more calls of `phase`, counting the calls other threads have in flight,
-        and hold places for them until they are recorded (so concurrent chains cannot all pass the same last
-        check)."""
+    def reserve(self, budget: Budget, calls: int = 1, phase: str | None = None,
+                bound: Bound | None = None) -> Iterator[None]:
+        """Check `budget` for `calls` more calls of `phase`, counting the calls other threads have in flight
+        at their bounds, and hold places for these until they are recorded (so concurrent chains cannot all
+        pass the same last check). `bound`: what these calls can cost at most (`call_bound`; without one they
+        are held at the projection). The calls run within the budget's deadline and the ledger's cancel."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("the solve was cancelled by its caller")
+        if bound is None:
+            nxt = budget.next_call(self, phase)
+            bound = Bound(calls * nxt["tokens"], calls * nxt["usd"])
+        held = bound  # what these calls hold of the budget until they are recorded
         with self._gate:
-            budget.check(self, calls=calls + self.in_flight, phase=phase)
+            budget.check(self, calls=calls, phase=phase, in_flight=self.in_flight, reserved=self.reserved)
             self.in_flight += calls
+            self.reserved = Bound(self.reserved.tokens + held.tokens, self.reserved.usd + held.usd)
+        deadline = None if budget.max_seconds is None else self.started + budget.max_seconds
         try:
-            yield
+            with limits.scope(deadline, self.cancel):
+                yield
         finally:
             with self._gate:
                 self.in_flight -= calls
+                self.reserved = Bound(self.reserved.tokens - held.tokens, self.reserved.usd - held.usd)
 
     def record(self, completion: Completion, phase: str = "think") -> Entry:
         usage = Usage() if completion.cached else completion.usage
@@ -172,23 +203,27 @@ class Budget:
             "calls": None if self.max_calls is None else self.max_calls - t.calls,
         }
 
-    def exhausted(self, ledger: Ledger, calls: int = 1, phase: str | None = None) -> str | None:
-        """The name of the resource that `calls` more calls (of `phase`) would overrun, or None."""
+    def exhausted(self, ledger: Ledger, calls: int = 1, phase: str | None = None, in_flight: int = 0,
+                  reserved: Bound | None = None) -> str | None:
+        """The name of the resource that `calls` more calls (of `phase`) would overrun, or None; `in_flight`
+        calls already admitted count too, at `reserved` (their bounds)."""
         t = ledger.totals()
         nxt = self.next_call(ledger, phase)
-        if self.max_calls is not None and t.calls + calls > self.max_calls:
+        held = reserved or Bound()
+        if self.max_calls is not None and t.calls + in_flight + calls > self.max_calls:
             return "calls"
-        if self.max_tokens is not None and t.total_tokens + calls * nxt["tokens"] > self.max_tokens:
+        if self.max_tokens is not None and t.total_tokens + held.tokens + calls * nxt["tokens"] > self.max_tokens:
             return "tokens"
-        if self.max_usd is not None and t.cost_usd + calls * nxt["usd"] > self.max_usd:
+        if self.max_usd is not None and t.cost_usd + held.usd + calls * nxt["usd"] > self.max_usd:
             return "usd"
         if self.max_seconds is not None and ledger.elapsed + nxt["seconds"] > self.max_seconds:
             return "seconds"
         return None
 
-    def check(self, ledger: Ledger, calls: int = 1, phase: str | None = None) -> None:
-        """Raise `BudgetExceeded` if `calls` more calls (of `phase`) would overrun the budget."""
-        reason = self.exhausted(ledger, calls, phase)
+    def check(self, ledger: Ledger, calls: int = 1, phase: str | None = None, in_flight: int = 0,
+              reserved: Bound | None = None) -> None:
+        """Raise `BudgetExceeded` if `calls` more calls (of `phase`), with those in flight, would overrun it."""
+        reason = self.exhausted(ledger, calls, phase, in_flight, reserved)
         if reason is not None:
             t = ledger.totals()
             if reason == "tokens" and t.calls == 0 and (self.max_tokens or 0) < self.first_call_tokens:

@@ -49,3 +49,17 @@ def render(name: str, prompts_dir: str | None = None, **variables: Any) -> str:
         raise ConfigError(f"prompt template {name}.j2 not found") from e
     except jinja2.UndefinedError as e:
         raise ConfigError(f"prompt template {name}.j2: {e}") from e
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(f"prompt template {e.filename or name + '.j2'}, line {e.lineno}: {e.message}") from None
+
+
+def check_folder(prompts_dir: str) -> None:
+    """Compile every template of a user's prompt folder, so that a broken one is reported before any call."""
+    env = environment(prompts_dir)
+    for path in sorted(Path(prompts_dir).glob("*.j2")):
+        try:
+            env.get_template(path.name)
+        except jinja2.TemplateSyntaxError as e:
+            raise ConfigError(f"prompt template {path}, line {e.lineno}: {e.message}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"prompt template {path} is not UTF-8 text") from None

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,14 @@ from typing import Any
 
 from orchestrator.answers import guess_kind
 from orchestrator.config import ReasonConfig
-from orchestrator.errors import ConfigError, ReasonError
+from orchestrator.errors import ConfigError, Interrupted, ReasonError
 from orchestrator.ledger import Budget, Ledger, Totals
 from orchestrator.models import DEFAULT_MODEL, get_model
 from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.models.device import describe
-from orchestrator.run import EventHandler
+from orchestrator.run import Candidate, EventHandler, Run
 from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
+from orchestrator.strategies.options import check_options
 from orchestrator.trajectory import Step, default_runs_dir
 
 log = logging.getLogger("reason")
@@ -50,6 +52,9 @@ def sandbox_problem(kind: str) -> str | None:
         return _SANDBOX_PROBES[kind]
 
 SOLVE_FILE = "solve.json"  # a several-chain solve's outcome (stop reason, tally, totals), read by `reason logs`
+
+
+UNKNOWN_WINDOW_CHARS = 1_000_000  # the longest question sent to a model whose context window is unknown
 
 
 @dataclass
@@ -121,6 +126,7 @@ class Reasoner:
         stream_tokens: bool = False,
     ) -> None:
         get_strategy(strategy)  # fail early on a bad name
+        check_options(strategy, dict(strategy_options or {}))  # and on a bad option, before any call
         updates = {k: v for k, v in {"tools": tools, "sandbox": sandbox}.items() if v is not None}
         self.config = (config or ReasonConfig()).model_copy(update=updates)
         if self.config.tools is None:  # on wherever the sandbox can start; else one notice and no code
@@ -148,6 +154,11 @@ class Reasoner:
             raise ConfigError("the question is empty")
         question = question.strip()
         window = getattr(self.model, "context_window", None)
+        if not window and len(question) > UNKNOWN_WINDOW_CHARS:  # sent as is, it would only come back refused
+            raise ConfigError(
+                f"the question is {len(question):,} characters; {self.model.name} has no known context window, "
+                f"and questions longer than {UNKNOWN_WINDOW_CHARS:,} characters (about "
+                f"{UNKNOWN_WINDOW_CHARS // 4:,} tokens) are refused for such a model. Shorten it.")
         if window:
             estimate = len(question) // 4  # English averages ~4 characters a token
             if estimate > window * 3 // 4:
@@ -160,10 +171,11 @@ class Reasoner:
     def solve(self, question: str, on_event: EventHandler | None = None,
               cancel: threading.Event | None = None) -> Result:
         """Answer one question with the configured strategy and budget. Setting `cancel` (from another
-        thread) stops the solve before its next model call with `Cancelled`; the trajectory ends `interrupted`."""
+        thread) gives the solve up: its calls in flight are abandoned and it raises `Interrupted` (a `Cancelled`)
+        carrying the best answer so far; so does Ctrl-C. Every trajectory ends `interrupted`."""
         question = self._check_question(question)
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
-        ledger = Ledger(cancel=cancel)
+        ledger = Ledger(cancel=cancel or threading.Event())  # an event even so: Ctrl-C sets it
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = self.runs_dir / f"{stamp}-{uuid.uuid4().hex[:8]}" if self.save_trajectory else None
         header = {
@@ -179,6 +191,13 @@ class Reasoner:
         start = time.monotonic()
         try:
             outcome = get_strategy(self.strategy)(ctx)
+        except KeyboardInterrupt as e:
+            assert ledger.cancel is not None
+            ledger.cancel.set()  # nothing more starts, in any chain
+            partial = self._partial(ctx, start)
+            interrupted = Interrupted(str(e) or "interrupted", partial)
+            interrupted.trajectory_path, interrupted.usage = partial.trajectory_path, partial.usage  # type: ignore[attr-defined]
+            raise interrupted from None
         except BaseException as e:
             # The trajectory is on disk whatever happened; callers (the CLI) name it in their error line.
             e.trajectory_path = str(ctx.trajectory_path) if ctx.trajectory_path else None  # type: ignore[attr-defined]
@@ -207,6 +226,18 @@ class Reasoner:
             summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
             (folder / SOLVE_FILE).write_text(json.dumps(summary, ensure_ascii=False, default=str), encoding="utf-8")
         return result
+
+    def _partial(self, ctx: StrategyContext, start: float) -> Result:
+        """The result of an interrupted solve: what its chains had spent and found (`best_so_far`)."""
+        ledger, best = ctx.ledger, best_so_far(ctx.ledger.runs)
+        return Result(
+            question=ctx.question, answer=best.answer if best else None,
+            normalized=best.normalized if best else None, kind=ctx.kind, model=self.model.name,
+            strategy=self.strategy, stop_reason="interrupted", usage=ledger.totals(),
+            steps=[step for run in ledger.runs for step in run.trajectory.steps],
+            trajectory_path=str(ctx.trajectory_path) if ctx.trajectory_path else None,
+            seconds=time.monotonic() - start, phases=ledger.by_phase(), verified=best.verified if best else None,
+        )
 
     async def asolve(self, question: str, on_event: EventHandler | None = None) -> Result:
         """The async twin of `solve` (runs it in a worker thread)."""
@@ -283,6 +314,16 @@ def judge_evidence(outcome: Outcome) -> tuple[bool | None, str | None]:
     if answer.verified is False:
         return False, f"its check ({how or 'review'}) failed"
     return None, "no check supports it"
+
+
+def best_so_far(runs: list[Run]) -> Candidate | None:
+    """The answer of an interrupted solve: the one most of its chains arrived at (each chain's best), then the
+    verified, then the best rewarded. None when no chain had one."""
+    finals = [r.final for r in runs if r.final is not None]
+    if not finals:
+        return None
+    votes = Counter(c.normalized for c in finals)
+    return max(finals, key=lambda c: (votes[c.normalized], c.verified is True, c.reward or 0.0))
 
 
 def solve(question: str, model: str = DEFAULT_MODEL, strategy: str = DEFAULT_STRATEGY, **kwargs: Any) -> Result:

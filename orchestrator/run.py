@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config import ReasonConfig
-from orchestrator.ledger import Budget, Ledger
+from orchestrator.ledger import Budget, Ledger, call_bound
 from orchestrator.models.base import ChatModel, Message
 from orchestrator.prompting import render
 from orchestrator.tools.python_tool import PYTHON_TOOL
@@ -85,6 +85,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self.steps_left = self.config.max_steps
+        self.ledger.runs.append(self)
         # A hard cap on loop iterations, whatever the model does: every think spends at least one step.
         self.max_transitions = 8 * (self.config.max_steps + self.config.max_extra_steps) * self.config.max_attempts
 
@@ -159,7 +160,7 @@ class Run:
         seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
         on_token = (lambda t: self.emit("token", Token(t, self.sample, phase))) if self.stream_tokens else None
         # chains running at once count each other's calls in flight; a call is priced like its phase's
-        with self.ledger.reserve(self.budget, phase=phase):
+        with self.ledger.reserve(self.budget, phase=phase, bound=call_bound(self.model, messages, max_tokens)):
             self.emit("call", Token(phase, self.sample, phase))
             try:
                 completion = self.model.complete(
@@ -181,7 +182,8 @@ class Run:
         max_tokens = min(max_tokens, self.config.max_tokens_per_call)
         base = 0 if self.config.seed is None else self.config.seed
         seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]
-        with self.ledger.reserve(self.budget, calls=n, phase=phase):
+        with self.ledger.reserve(self.budget, calls=n, phase=phase,
+                                 bound=call_bound(self.model, messages, max_tokens, calls=n)):
             completions = self.model.sample(messages, seeds, max_tokens=max_tokens,
                                             temperature=self.config.retry_temperature)
             for completion in completions:

@@ -25,10 +25,14 @@ A reply's text may contain `{api_key}`: the key the request carried is put there
 Faults are served one per POST, in order, before any success: `Fault(status, retry_after=...,
 message=..., code=...)`, `Fault.hang(seconds)` (no answer; outlast the client timeout), `Fault.reset()`
 (TCP RST), `Fault.close()` (close without a response), `Fault.cut()` (headers and half the answer, then
-RST), `Fault.context_length()`, `Fault.unauthorized()`; shorthand: an int status or a kind name.
+RST), `Fault.context_length()`, `Fault.unauthorized()`; malformed successes: `Fault.garbage()` (a 200 whose JSON
+body is not JSON), `Fault.truncated()` (a complete HTTP response holding half the JSON), `Fault.bad_usage()`
+(`completion_tokens: "x"`), `Fault.empty_choices()`, and `Fault.drip(seconds)` (the answer one byte every
+`seconds`); shorthand: an int status or a kind name.
 `srv.faults` is a deque of such specs and may be appended to while the server runs. With `api_key=` set, requests
-without that key get 401. Every request is recorded in `srv.requests` (method, path, lower-cased
-headers, parsed JSON body, monotonic time of arrival).
+without that key get 401. With `honor_max_tokens=True` a reply is cut to the request's `max_tokens` words
+(finish_reason "length"), as a real server cuts it. Every request is recorded in `srv.requests` (method, path,
+lower-cased headers, parsed JSON body, monotonic time of arrival).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ class Fault:
     """One failure served instead of a success. `message` may contain `{api_key}` (the key received)."""
 
     status: int = 500
-    kind: str = "status"  # status | hang | reset | close | cut
+    kind: str = "status"  # status | hang | reset | close | cut | garbage | truncated | bad_usage | ...
     retry_after: str | None = None
     message: str = "injected fault"
     code: str | None = None
@@ -79,6 +83,26 @@ class Fault:
     @classmethod
     def cut(cls) -> Fault:
         return cls(kind="cut")
+
+    @classmethod
+    def garbage(cls) -> Fault:
+        return cls(kind="garbage")
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        return cls(kind="truncated")
+
+    @classmethod
+    def bad_usage(cls) -> Fault:
+        return cls(kind="bad_usage")
+
+    @classmethod
+    def empty_choices(cls) -> Fault:
+        return cls(kind="empty_choices")
+
+    @classmethod
+    def drip(cls, seconds: float = 1.0) -> Fault:
+        return cls(kind="drip", seconds=seconds)
 
     @classmethod
     def rate_limit(cls, retry_after: str | None = "1") -> Fault:
@@ -112,10 +136,18 @@ class Fault:
             "reset": cls.reset,
             "close": cls.close,
             "cut": cls.cut,
+            "garbage": cls.garbage,
+            "truncated": cls.truncated,
+            "bad_usage": cls.bad_usage,
+            "empty_choices": cls.empty_choices,
+            "drip": cls.drip,
         }
         if spec not in named:
             raise ValueError(f"unknown fault {spec!r}; one of {sorted(named)} or an HTTP status")
         return named[spec]()
+
+
+BODY_FAULTS = {"cut", "truncated", "bad_usage", "empty_choices", "drip"}  # faults inside a 200 reply
 
 
 @dataclass
@@ -176,6 +208,7 @@ class FakeServer:
         chunk_delay: float = 0.0,
         honour_n: bool = True,
         reported_cost: float | None = None,
+        honor_max_tokens: bool = False,
     ) -> None:
         self.replies = replies
         self.reported_cost = reported_cost  # sent as `usage.cost` (USD), as OpenRouter reports it
@@ -187,6 +220,7 @@ class FakeServer:
         self.reasoning_tokens = reasoning_tokens
         self.chunk_delay = chunk_delay
         self.honour_n = honour_n
+        self.honor_max_tokens = honor_max_tokens
         self.requests: list[Recorded] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -292,6 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # else small responses wait ~40 ms for delayed ACKs
     timeout = 60  # idle keep-alive connections end eventually
     server: _HTTPServer
+    dripping = 0.0  # seconds between the bytes of a dripped stream
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -328,7 +363,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _event(self, data: Any, event: str | None = None) -> None:
         head = f"event: {event}\n" if event else ""
         payload = data if isinstance(data, str) else json.dumps(data)
-        self.wfile.write(f"{head}data: {payload}\n\n".encode())
+        encoded = f"{head}data: {payload}\n\n".encode()
+        if self.dripping:
+            return self._drip(encoded, self.dripping)
+        self.wfile.write(encoded)
         self.wfile.flush()
         if self.fake.chunk_delay:
             time.sleep(self.fake.chunk_delay)
@@ -377,14 +415,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "body is not JSON", None)
         if self.fake.api_key and self._key_received() != self.fake.api_key:
             fault = Fault.unauthorized()
-        if fault is not None and fault.kind != "cut":
+        if fault is not None and fault.kind not in BODY_FAULTS:
             return self._fault(fault)
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if self.path.endswith("/chat/completions"):
-            return self._chat(body, cut=fault is not None)
+            return self._chat(body, fault)
         if self.path.endswith("/messages"):
-            return self._messages(body, cut=fault is not None)
+            return self._messages(body, cut=fault is not None and fault.kind == "cut")
         self._error(404, f"no route {self.path}", None)
 
     def _fault(self, fault: Fault) -> None:
@@ -395,6 +433,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         elif fault.kind == "close":
             self.close_connection = True
+        elif fault.kind == "garbage":
+            data = b"<html><body>502 Bad Gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         else:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             message = fault.message.replace("{api_key}", self._key_received())
@@ -406,7 +451,22 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = sum(_count(m["content"]) for m in messages)
         return prompt + self.fake.cached_tokens, _count(completion), self.fake.cached_tokens
 
-    def _chat(self, body: dict[str, Any], cut: bool) -> None:
+    def _drip(self, data: bytes, seconds: float) -> None:
+        """Write `data` one byte every `seconds` (a server that never stalls long enough to time out)."""
+        for i in range(len(data)):
+            if self.fake.stopping.wait(seconds):
+                break
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError:
+                break  # the client gave up
+        if self.fake.stopping.is_set():
+            raise ConnectionAbortedError("the server is stopping")
+
+    def _chat(self, body: dict[str, Any], fault: Fault | None = None) -> None:
+        kind = fault.kind if fault is not None else None
+        cut = kind == "cut"
         messages = [
             {"role": m.get("role", "user"), "content": _text(m.get("content"))}
             for m in body.get("messages", [])
@@ -414,6 +474,12 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model", "default")
         n = int(body.get("n") or 1) if self.fake.honour_n else 1
         replies = [self.fake.reply(messages, self._key_received()) for _ in range(n)]
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if self.fake.honor_max_tokens and limit:
+            for r in replies:
+                words = (r.get("content") or "").split()
+                if len(words) > limit:
+                    r["content"], r["finish_reason"] = " ".join(words[:limit]), "length"
         prompt, completion, cached = self._usage(messages, " ".join(r.get("content") or "" for r in replies))
         usage = {
             "prompt_tokens": prompt,
@@ -438,6 +504,21 @@ class _Handler(BaseHTTPRequestHandler):
                     if body.get("logprobs") else None
                 choices.append({"index": i, "message": message, "finish_reason": finish(r), "logprobs": lp})
             out = {**head, "object": "chat.completion", "choices": choices, "usage": usage}
+            if kind == "bad_usage":
+                out["usage"] = {**usage, "completion_tokens": "x"}
+            if kind == "empty_choices":
+                out["choices"] = []
+            if kind in ("truncated", "drip"):
+                data = json.dumps(out).encode()
+                data = data[: len(data) // 2] if kind == "truncated" else data
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if kind == "drip":
+                    return self._drip(data, fault.seconds)
+                self.wfile.write(data)
+                return None
             if cut:
                 data = json.dumps(out).encode()
                 self.send_response(200)
@@ -448,6 +529,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reset()
             return self._send(200, out)
         self._start_sse()
+        self.dripping = fault.seconds if kind == "drip" and fault is not None else 0.0
         chunk = {**head, "object": "chat.completion.chunk"}
         for i, r in enumerate(replies):
             self._event(

@@ -14,9 +14,11 @@ from typing import Any
 
 import click
 
+from orchestrator.cli.checks import BudgetValue, JsonCommand, check_inputs, exit_code, interruptible
 from orchestrator.cli.common import (
     ReasonFailure,
     check_strategy,
+    interrupts,
     new_entries,
     parse_pairs,
     read_stdin,
@@ -44,7 +46,7 @@ and warns). Exit codes: 0 answered, 1 no answer or an error, 2 bad usage.
 """
 
 
-class AskCommand(click.Command):
+class AskCommand(JsonCommand):
     """`ask`, whose help ends with examples and the strategies (read when help is shown, not at import)."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -65,6 +67,10 @@ def read_question(words: tuple[str, ...]) -> str:
     question = " ".join(stdin if w == "-" else w for w in words).strip()
     if not question:
         raise click.UsageError("the question is empty")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8 in argv arrive as lone surrogates
+        raise click.UsageError("the question is not valid UTF-8 text") from None
     return question
 
 
@@ -117,15 +123,15 @@ def budget_of(flags: dict[str, Any], s: Any) -> dict[str, Any]:
 @click.option("--key", help="API key for this run (overrides stored keys and environment variables).")
 @click.option("--prompts", "prompts_dir", type=click.Path(exists=True, file_okay=False),
               help="A folder of .j2 templates overriding the built-in prompts file by file.")
-@click.option("--budget-tokens", type=click.IntRange(min=1),
+@click.option("--budget-tokens", type=BudgetValue(integer=True),
               help="Token budget of the whole run (all calls, prompt + completion).")
-@click.option("--budget-usd", "--max-usd", "budget_usd", type=click.FloatRange(min=0),
+@click.option("--budget-usd", "--max-usd", "budget_usd", type=BudgetValue(),
               help="Dollar budget of the whole run (refused for a model without a known price: see --price).")
-@click.option("--budget-seconds", "--max-seconds", "budget_seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Wall-clock budget of the whole run.")
-@click.option("--budget-calls", "--max-calls", "budget_calls", type=click.IntRange(min=1),
+@click.option("--budget-seconds", "--max-seconds", "budget_seconds", type=BudgetValue(),
+              help="Wall-clock budget of the whole run: a deadline no call or wait outlasts.")
+@click.option("--budget-calls", "--max-calls", "budget_calls", type=BudgetValue(integer=True),
               help="Model-call budget of the whole run.")
-@click.option("--max-tokens", type=click.IntRange(min=1), hidden=True, help="Old name of --budget-tokens.")
+@click.option("--max-tokens", type=BudgetValue(integer=True), hidden=True, help="Old name of --budget-tokens.")
 @click.option("--max-tokens-per-call", type=click.IntRange(min=16),
               help="Completion cap of each call (default 1024; reflections and checks ask for less).")
 @click.option("--price", nargs=2, type=click.FloatRange(min=0), metavar="INPUT OUTPUT",
@@ -155,7 +161,9 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     """Answer QUESTION, reasoning step by step within a budget.
 
     The answer goes to stdout, the live view of the steps to stderr. `-` as QUESTION (or no QUESTION with
-    piped input) reads stdin. Exit codes: 0 answered, 1 no answer or an error, 2 bad usage.
+    piped input) reads stdin. Exit codes: 0 answered, 1 no answer or an error, 2 bad usage, 130 interrupted
+    (Ctrl-C or SIGTERM: the best answer so far is printed first; a second one exits at once). With `--json`
+    stdout is one JSON object whatever happens (`error` set on a failure; docs/output.md lists its fields).
     """
     text = read_question(question)
     s = settings()
@@ -189,6 +197,7 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     if flags["tool_protocol"] is not None:
         config.native_tools = flags["tool_protocol"] == "native"
     runs_dir = Path(flags["runs_dir"] or s.runs_dir or default_runs_dir())
+    check_inputs(strategy, parse_pairs(strategy_options), parse_pairs(options), runs_dir, config.prompts_dir)
     with user_errors():
         chat_model = get_model(model, options=CallOptions(extra=extra), **({"api_key": key} if key else {}))
         if price := flags["price"] or s.prices.get(model):
@@ -207,26 +216,33 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
         )
     before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
     try:
-        with user_errors(trajectory=lambda: new_entries(runs_dir, before)):
+        with interrupts(), user_errors(trajectory=lambda: new_entries(runs_dir, before)):
             if quiet:
-                result = reasoner.solve(text)
+                result = interruptible(reasoner.solve, text)
             else:
                 from orchestrator.cli.render import LiveView
 
                 mode = {None: "summary", True: "full", False: "hidden"}[thinking]
                 with LiveView(chat_model.name, strategy, mode, budget=budget,
                               priced=chat_model.priced) as view:
-                    result = reasoner.solve(text, on_event=view.on_event)
+                    result = interruptible(reasoner.solve, text, on_event=view.on_event)
                 view.summary(result)
     finally:
         reasoner.close()
     if as_json:
         from orchestrator.cli.render import result_json
 
-        click.echo(json.dumps(result_json(result), ensure_ascii=False))
+        click.echo(json.dumps({**result_json(result), "exit_code": exit_code(result)}, ensure_ascii=False))
+        click.get_current_context().meta["json_printed"] = True
     elif result.answer is not None:
         click.echo(result.answer)
+    if result.answer is not None and result.stop_reason == "format_errors":
+        click.echo("warning: stopped on format_errors: the model's last replies were unreadable, so this answer "
+                   "was never reviewed", err=True)
+    where = f" (trajectory: {result.trajectory_path})" if result.trajectory_path else ""
+    if result.stop_reason == "interrupted":
+        found = "the best answer so far, unverified, is above" if result.answer is not None else "no answer yet"
+        raise ReasonFailure(f"interrupted: {found}{where}", exit_code=130)
     if result.answer is None:
         why = result.stop_reason + (f": {result.error}" if result.error else "")
-        where = f" (trajectory: {result.trajectory_path})" if result.trajectory_path else ""
         raise ReasonFailure(f"no answer ({why}){where}")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +54,38 @@ def user_errors(trajectory: Any = None) -> Iterator[None]:
         raise ReasonFailure(message + _where(trajectory)) from None
     except KeyboardInterrupt:
         raise ReasonFailure("interrupted" + _where(trajectory), exit_code=130) from None
+
+
+@contextmanager
+def interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM is handled like Ctrl-C: the first of either raises KeyboardInterrupt (the
+    solve gives up its calls and reports what it has), a second one exits at once with status 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if seen:
+            sys.stderr.write("\ninterrupted again: exiting now\n")
+            os._exit(130)
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if not seen:  # once interrupted, a second signal while the process winds down still exits at once
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def error_json(message: str, exit_code: int, stop_reason: str = "error") -> dict[str, Any]:
+    """The `--json` object of a run that failed before it had a result: the same fields, `error` set."""
+    return {"question": None, "answer": None, "normalized": None, "kind": None, "model": None, "strategy": None,
+            "stop_reason": stop_reason, "verified": None, "usage": None, "phases": {}, "samples": None,
+            "steps": [], "details": {}, "error": one_line(message), "trajectory": None, "exit_code": exit_code}
 
 
 def _where(trajectory: Any) -> str:

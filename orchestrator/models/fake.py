@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import ConfigError
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
 Reply = str | dict[str, Any] | Callable[[list[Message]], str | dict[str, Any]]
@@ -123,6 +124,28 @@ class ScriptedModel(ChatModel):
         return usage.total_tokens * self.usd_per_token
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The records of a trajectory file; a `ConfigError` for a missing file or one that is not a trajectory."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot replay {path}: {getattr(e, 'strerror', None) or e}") from None
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ConfigError(f"cannot replay {path}: line {n} is not JSON; is it a trajectory (.jsonl)?") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"cannot replay {path}: line {n} is not a trajectory record")
+        records.append(record)
+    if not records or records[0].get("type") != "header":
+        raise ConfigError(f"cannot replay {path}: it has no trajectory header (is it a trajectory file?)")
+    return records
+
+
 class ReplayModel(ScriptedModel):
     """Replays the raw model outputs of a saved trajectory (JSONL), in the order they were produced."""
 
@@ -130,10 +153,7 @@ class ReplayModel(ScriptedModel):
         outputs: list[Reply] = []
         tools = False
         name = "fake/replay"
-        for line in Path(trajectory).read_text().splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
+        for record in _records(Path(trajectory)):
             if record.get("type") == "header":
                 name = f"replay/{record.get('model', 'unknown')}"
             for call in record.get("calls", []):

@@ -6,19 +6,23 @@ key from `REASON_HTTP_API_KEY`, OPENAI_API_KEY only for api.openai.com; never `r
 optionally `logprobs = true`: ask for token log-probabilities, for confidence-weighted votes; `n = true`: the
 server draws several samples in one request, as vLLM and SGLang do). GPU servers by name: `servers.py`.
 The SDK's own retries are off; `retry.py` does them. `openai` is imported only when a client is built.
+A reply that is not a completion (not JSON, cut short, no choices, a usage count that is not a number) is a
+`MalformedResponse`: retried, then reported; it never reaches the ledger.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.confidence import TOP, summarise
-from orchestrator.errors import ConfigError, MissingDependency, MissingKey, ProviderError
+from orchestrator.errors import ConfigError, MalformedResponse, MissingDependency, MissingKey, ProviderError
 from orchestrator.keys import HTTP_KEY_ENV, LEGACY_KEY_ENV, config_dir, get_key, is_guard_key
 from orchestrator.models import retry
 from orchestrator.models.base import CallOptions, Completion, Message, Usage
@@ -76,13 +80,24 @@ def reported_cost(u: Any) -> float | None:
     return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 
+def _count(value: Any, name: str) -> int:
+    """A token count from a reply: a whole number >= 0 (absent: 0), else the reply is malformed."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedResponse(f"the reply's usage.{name} is {str(value)[:40]!r}, not a token count")
+    return value
+
+
 def usage_of(u: Any) -> Usage:
-    """Our `Usage` from an OpenAI usage object (or None)."""
+    """Our `Usage` from an OpenAI usage object (or None); `MalformedResponse` for counts that are not counts."""
     if u is None:
         return Usage()
-    cached = getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", None) or 0
-    reasoning = getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", None) or 0
-    return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached, reasoning)
+    cached = getattr(getattr(u, "prompt_tokens_details", None), "cached_tokens", None)
+    reasoning = getattr(getattr(u, "completion_tokens_details", None), "reasoning_tokens", None)
+    return Usage(_count(getattr(u, "prompt_tokens", None), "prompt_tokens"),
+                 _count(getattr(u, "completion_tokens", None), "completion_tokens"),
+                 _count(cached, "cached_tokens"), _count(reasoning, "reasoning_tokens"))
 
 
 class OpenAIModel(RemoteModel):
@@ -110,6 +125,11 @@ class OpenAIModel(RemoteModel):
         `logprobs`, else the environment's REASON_LOGPROBS=1. OpenAI's reasoning models refuse it."""
         if name.startswith(("http://", "https://")):
             url, _, model = name.partition("#")
+            try:
+                if not urlsplit(url).hostname:
+                    raise ValueError("no host")
+            except ValueError as e:
+                raise ConfigError(f"{name!r} is not a usable URL ({e}); try http://HOST:PORT/v1#MODEL") from None
             base_url, model = base_url or url, model or "default"
             api_key = api_key or _url_key(url)
         elif name.startswith("endpoint/"):
@@ -163,9 +183,14 @@ class OpenAIModel(RemoteModel):
         return {**req, **options.extra}
 
     def _completion(self, response: Any) -> Completion:
-        if not response.choices:
-            raise ProviderError(f"{self.name}: the response has no choices")
-        choice = response.choices[0]
+        """The completion in a reply; the SDK does not validate replies, so every field we read is checked."""
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise MalformedResponse(f"{self.name}: the response has no choices")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        if message is None or not isinstance(getattr(message, "content", None), (str, type(None))):
+            raise MalformedResponse(f"{self.name}: the response's first choice has no message text")
         reported = reported_cost(response.usage)
         return Completion(
             text=choice.message.content or "",
@@ -186,21 +211,27 @@ class OpenAIModel(RemoteModel):
         from openai.types.chat import ChatCompletion
 
         req = self._request(messages, options)
-        response = retry.call(
-            lambda: self._client().post("/chat/completions", body=req, cast_to=ChatCompletion),
-            self.retry, [self.api_key],
-        )
-        return self._completion(response)
+
+        def attempt() -> Completion:  # the reply is read inside the attempt: a malformed one is retried
+            with _malformed(self.name):
+                response = self._client().post("/chat/completions", body=req, cast_to=ChatCompletion,
+                                               options=self._request_options())
+            return self._completion(response)
+
+        return retry.call(attempt, self.retry, [self.api_key])
 
     async def _acomplete(self, messages: list[Message], options: CallOptions) -> Completion:
         from openai.types.chat import ChatCompletion
 
         req = self._request(messages, options)
-        response = await retry.acall(
-            lambda: self._aclient().post("/chat/completions", body=req, cast_to=ChatCompletion),
-            self.retry, [self.api_key],
-        )
-        return self._completion(response)
+
+        async def attempt() -> Completion:
+            with _malformed(self.name):
+                response = await self._aclient().post("/chat/completions", body=req, cast_to=ChatCompletion,
+                                                      options=self._request_options())
+            return self._completion(response)
+
+        return await retry.acall(attempt, self.retry, [self.api_key])
 
     def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
         """With `supports_n`, one request with `n` for all the samples, seeded with the first seed (the server
@@ -254,8 +285,9 @@ class OpenAIModel(RemoteModel):
             tokens: list[Any] = []
             calls: dict[int, dict[str, Any]] = {}
             usage, finish, raw, reported = Usage(), "stop", [], None
-            with self._client().post("/chat/completions", body=req, cast_to=ChatCompletion, stream=True,
-                                     stream_cls=Stream[ChatCompletionChunk]) as stream:
+            with _malformed(self.name), self._client().post(
+                    "/chat/completions", body=req, cast_to=ChatCompletion, stream=True,
+                    stream_cls=Stream[ChatCompletionChunk], options=self._request_options()) as stream:
                 for chunk in stream:
                     raw.append(chunk.model_dump())
                     if chunk.usage:
@@ -282,6 +314,15 @@ class OpenAIModel(RemoteModel):
             )
 
         return retry.call(run, self.retry, [self.api_key])
+
+
+@contextmanager
+def _malformed(name: str) -> Iterator[None]:
+    """A reply the SDK could not decode (not JSON, cut short) as a `MalformedResponse`."""
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        raise MalformedResponse(f"{name}: the reply is not valid JSON ({exc})") from None
 
 
 def _confidence(tokens: list[Any] | None) -> dict[str, float] | None:

@@ -1,16 +1,22 @@
 """What the remote adapters (OpenAI, Anthropic, litellm) share, so that each keeps only its SDK's calls:
-the connection settings, the retry policy, the context window and price lookup, and the SDK clients."""
+the connection settings, the retry policy, the context window and price lookup, and the SDK clients.
+
+Every call is bounded by the limits the ledger set for it (`limits`): it is given up at the run's deadline
+or on a cancel (Ctrl-C), however the server behaves (a hang, a drip of one byte a second), and each HTTP
+request's own timeout is cut to the time left."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.keys import HTTP_KEY_ENV, add_secret, is_guard_key
-from orchestrator.models import pricing, retry
+from orchestrator.models import limits, pricing, retry
 from orchestrator.models.base import CallOptions, ChatModel, Completion, Message, Usage
 
 
@@ -30,7 +36,33 @@ def http_timeout() -> float:
     return value
 
 
+def http_retries() -> int | None:
+    """Retries after a failed request: `REASON_HTTP_RETRIES` (0 or more), else None (the policy's: 4)."""
+    raw = os.environ.get("REASON_HTTP_RETRIES", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ConfigError(f"REASON_HTTP_RETRIES must be a whole number of retries (0 or more), not {raw!r}")
+    return int(raw)
+
+
 SAMPLE_THREADS = 16  # requests one `sample` draw has in flight at most
+
+
+OVER_CAP = 1.25  # a reply this far over its max_tokens came from a server that ignored the cap
+
+
+def capped(completion: Completion, max_tokens: int | None) -> Completion:
+    """`completion`, its text cut to about `max_tokens` (finish_reason 'length') when the server reported
+    more completion tokens than that: a server that ignores the cap would otherwise grow every later prompt
+    of the chain by the whole reply. The usage stays as reported (it was paid for)."""
+    used = completion.usage.completion_tokens
+    if not max_tokens or used <= max_tokens * OVER_CAP or not completion.text:
+        return completion
+    completion.raw = {"uncapped_chars": len(completion.text), "response": completion.raw}
+    completion.text = completion.text[: len(completion.text) * max_tokens // used]
+    completion.finish_reason = "length"
+    return completion
 
 
 class RemoteModel(ChatModel):
@@ -54,8 +86,8 @@ class RemoteModel(ChatModel):
         pricing_name: str | None = None,
     ) -> None:
         """`timeout`: seconds a request may take (default `REASON_HTTP_TIMEOUT`, else 600); a request that
-        times out is retried. `max_retries` N means N + 1 attempts; `pricing_name` (default `model`) finds
-        prices and the context window in the price map."""
+        times out is retried. `max_retries` N means N + 1 attempts (default `REASON_HTTP_RETRIES`, else 4);
+        `pricing_name` (default `model`) finds prices and the context window in the price map."""
         super().__init__(options)
         if is_guard_key(api_key):  # however it got here (an env var, an endpoint table): it stays in the server
             raise ConfigError(f"{name}: its key is the guard key of `reason serve`, which is never sent to a model"
@@ -64,6 +96,8 @@ class RemoteModel(ChatModel):
         self.name, self.model, self.api_key, self.base_url = name, model, api_key, base_url
         self.timeout = http_timeout() if timeout is None else timeout
         self.retry = retry_policy or retry.RetryPolicy()
+        if max_retries is None and retry_policy is None:
+            max_retries = http_retries()
         if max_retries is not None:
             self.retry.attempts = max_retries + 1
         self.pricing_name = pricing_name or model
@@ -99,6 +133,20 @@ class RemoteModel(ChatModel):
     def cost(self, usage: Usage) -> float:
         return pricing.cost(self.pricing_name, usage)
 
+    def complete(self, messages: list[Message], on_token: Callable[[str], None] | None = None,
+                 sample_index: int = 0, **options: Any) -> Completion:
+        """`ChatModel.complete`, given up at the call's deadline or on a cancel (`limits.bounded`); a reply far
+        over the `max_tokens` asked for is cut to it (`capped`)."""
+        completion = limits.bounded(
+            lambda: super(RemoteModel, self).complete(messages, on_token, sample_index, **options))
+        return capped(completion, options.get("max_tokens") or self.options.max_tokens)
+
+    def _request_options(self) -> dict[str, Any]:
+        """Per-request SDK options: the HTTP timeout, cut to the time the call has left (so a request given up
+        at the deadline does not linger in its thread for the full timeout)."""
+        left = limits.current().time_left()
+        return {} if left is None or left + 1 >= self.timeout else {"timeout": max(0.1, left + 1)}
+
     def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
         """One completion per seed, requested at once (a thread each; the results in the order of `seeds`):
         independent samples cost one call's latency, not `len(seeds)`. Each request keeps its own seed and its
@@ -108,9 +156,11 @@ class RemoteModel(ChatModel):
             return super().sample(messages, seeds, **options)
         from concurrent.futures import ThreadPoolExecutor
 
+        # each request runs in a copy of this thread's context: under the limits of the call that drew them
+        contexts = [contextvars.copy_context() for _ in seeds]
         with ThreadPoolExecutor(min(len(seeds), SAMPLE_THREADS), thread_name_prefix="sample") as pool:
             return list(pool.map(
-                lambda i: self.complete(messages, sample_index=i, **{**options, "seed": seeds[i]}),
+                lambda i: contexts[i].run(self.complete, messages, sample_index=i, **{**options, "seed": seeds[i]}),
                 range(len(seeds))))
 
     def close(self) -> None:

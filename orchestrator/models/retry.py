@@ -1,9 +1,13 @@
 """The one retry wrapper around provider calls (tenacity), used by every remote adapter.
 
-Retried: HTTP 408/409/429 (honouring Retry-After), 5xx, timeouts, connection errors and resets.
+Retried: HTTP 408/409/429 (honouring Retry-After), 5xx, timeouts, connection errors and resets, and
+malformed replies (`MalformedResponse`: not JSON, cut short, fields of the wrong type). No wait outlasts the
+call's limits (`limits`): a wait longer than the time the budget has left ends the call with
+`BudgetExceeded('seconds')` at once, a cancel ends the wait, and no attempt starts once either has passed.
 Never retried: missing or rejected credentials, whatever status the library gives them (litellm reports a
-missing key as a 500), bad requests (400/404/422) and context-length errors; those become `ProviderError` /
-`ContextLengthExceeded` with every API key scrubbed from the message. A connection error names its URL.
+missing key as a 500), bad requests (400/404/422) and context-length errors; those become
+`ProviderError` / `ContextLengthExceeded` with every API key scrubbed from the message. A connection error
+names its URL.
 Reference: mini-swe-agent `models/utils/retry.py`.
 """
 
@@ -25,8 +29,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from orchestrator.errors import ContextLengthExceeded, ProviderError
+from orchestrator.errors import ContextLengthExceeded, MalformedResponse, ProviderError
 from orchestrator.keys import redact
+from orchestrator.models import limits
 
 T = TypeVar("T")
 log = logging.getLogger("orchestrator.models")
@@ -80,6 +85,8 @@ def is_auth(exc: BaseException) -> bool:
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether another attempt may succeed: rate limits, server errors and network failures."""
+    if isinstance(exc, MalformedResponse):
+        return True
     if is_context_length(exc) or is_auth(exc):
         return False
     if _names(exc) & NETWORK_CLASSES or isinstance(exc, (TimeoutError, ConnectionError)):
@@ -123,8 +130,8 @@ class RetryPolicy:
         exc = state.outcome.exception() if state.outcome else None
         asked = retry_after(exc)
         if asked is not None:
-            return min(asked, self.max_retry_after)
-        return wait_random_exponential(multiplier=self.base_wait, max=self.max_wait)(state)
+            return limits.fit_wait(min(asked, self.max_retry_after), "the server's Retry-After")
+        return limits.fit_wait(wait_random_exponential(multiplier=self.base_wait, max=self.max_wait)(state))
 
     def _kwargs(self, secrets: list[str | None]) -> dict[str, Any]:
         def before_sleep(state: RetryCallState) -> None:
@@ -136,12 +143,15 @@ class RetryPolicy:
             "wait": self.wait,
             "reraise": True,
             "retry": retry_if_exception(is_retryable),
+            "before": lambda state: limits.checkpoint(),  # no attempt after a cancel or past the deadline
             "before_sleep": before_sleep,
         }
 
 
 def provider_error(exc: BaseException, secrets: Iterable[str | None] = ()) -> ProviderError | None:
     """The `ProviderError` a provider exception maps to; None for anything else (a bug: re-raise it)."""
+    if isinstance(exc, ProviderError):  # raised by an adapter (a malformed reply): already ours
+        return type(exc)(redact(str(exc), [s for s in secrets if s]))
     status = status_of(exc)
     if (
         status is None
@@ -184,7 +194,7 @@ def call(fn: Callable[[], T], policy: RetryPolicy | None = None, secrets: Iterab
     """Call `fn()` with retries; provider failures that remain are raised as `ProviderError`."""
     policy, secrets = policy or RetryPolicy(), list(secrets)
     try:
-        for attempt in Retrying(**policy._kwargs(secrets)):
+        for attempt in Retrying(sleep=limits.sleep, **policy._kwargs(secrets)):
             with attempt:
                 return fn()
     except Exception as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 from orchestrator.answers import extract_answer
 from orchestrator.errors import BudgetExceeded
+from orchestrator.ledger import call_bound
 from orchestrator.run import Candidate, Run, Token
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Call, Step
@@ -27,7 +28,8 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
         messages = [{"role": "user", "content": ctx.question}]
         seed = None if config.seed is None else config.seed + 1000 * sample
         on_token = (lambda t: run.emit("token", Token(t, sample, "think"))) if ctx.streams else None
-        with ctx.ledger.reserve(ctx.budget, phase="think"):
+        bound = call_bound(ctx.model, messages, config.max_tokens_per_call)
+        with ctx.ledger.reserve(ctx.budget, phase="think", bound=bound):
             run.emit("call", Token("think", sample, "think"))
             try:
                 c = ctx.model.complete(messages, sample_index=sample, max_tokens=config.max_tokens_per_call,

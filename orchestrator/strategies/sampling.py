@@ -10,6 +10,11 @@ slots (then in this thread), else a rolling pool in which a finished sample is d
 is launched. A strategy whose stopping rule could end the sampling early also bounds how many run at once
 (`wanted`): `vote` launches only the samples its rule needs whatever they answer, so parallel sampling spends
 no sample a one-at-a-time run would not have.
+
+A sample the provider fails (a reply still malformed after its retries, a refused request) is recorded as a
+failed run (`stop_reason` 'error', no answer) and the others decide; only when every sample failed is the
+error raised. On Ctrl-C (or a cancel) no sample is launched, the ones in flight are cancelled (their calls
+are given up at once: `limits.bounded`) and end `interrupted`, and the interrupt propagates.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import ContextLengthExceeded, ProviderError
 from orchestrator.run import Run
 from orchestrator.strategies.base import StrategyContext
+from orchestrator.trajectory import Trajectory
 
 Decide = Callable[[Run], "str | None"]
 
@@ -32,6 +39,18 @@ class Sampled:
 
     runs: list[Run] = field(default_factory=list)
     stop_reason: str = "limit"
+    errors: list[ProviderError] = field(default_factory=list)  # of the samples the provider failed
+
+
+def failed_run(ctx: StrategyContext, index: int, error: ProviderError, **overrides: Any) -> Run:
+    """The record of sample `index` that the provider failed: no steps, no answer, stop reason 'error' (its
+    own trajectory file was closed with the error when the chain stopped)."""
+    config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
+    run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
+              trajectory=Trajectory(None, {"sample": index}), ledger=ctx.ledger, budget=ctx.budget, sample=index)
+    run.stop("error", f"{type(error).__name__}: {error}")
+    run.finish()
+    return run
 
 
 def per_sample(ctx: StrategyContext, done: int, first_calls: float = 1.0) -> dict[str, float]:
@@ -117,7 +136,14 @@ def run_samples(
     draw = runner or ctx.run_chain
 
     def chain(index: int) -> Run:
-        return draw(index, **{**overrides, **(per_index or {}).get(index, {})})
+        options = {**overrides, **(per_index or {}).get(index, {})}
+        try:
+            return draw(index, **options)
+        except ContextLengthExceeded:
+            raise  # the question alone does not fit: every sample would fail alike
+        except ProviderError as e:  # this sample failed; the others may still answer
+            out.errors.append(e)
+            return failed_run(ctx, index, e, **options)
 
     def settle(run: Run) -> str | None:
         out.runs.append(run)
@@ -135,11 +161,11 @@ def run_samples(
         while queue:
             if (reason := stop_launching(0)) is not None:
                 out.stop_reason = reason
-                return out
+                break
             if (reason := settle(chain(queue.pop(0)))) is not None:
                 out.stop_reason = reason
-                return out
-        return out
+                break
+        return _checked(out)
 
     def room() -> int:
         return min(ctx.parallel, max(1, wanted())) if wanted else ctx.parallel
@@ -147,21 +173,35 @@ def run_samples(
     reason: str | None = None
     with ThreadPoolExecutor(max_workers=ctx.parallel) as pool:
         pending: dict[Future[Run], int] = {}
-        while True:
-            while reason is None and queue and len(pending) < room():
-                if (short := stop_launching(len(pending))) is not None:
-                    reason = None if pending else short  # with samples in flight, decide again when they end
+        try:
+            while True:
+                while reason is None and queue and len(pending) < room():
+                    if (short := stop_launching(len(pending))) is not None:
+                        reason = None if pending else short  # with samples in flight, decide again when they end
+                        break
+                    index = queue.pop(0)
+                    pending[pool.submit(chain, index)] = index
+                if not pending:
                     break
-                index = queue.pop(0)
-                pending[pool.submit(chain, index)] = index
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=lambda f: pending[f]):
-                pending.pop(future)
-                found = settle(future.result())
-                reason = reason or found
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: pending[f]):
+                    pending.pop(future)
+                    found = settle(future.result())
+                    reason = reason or found
+        except BaseException:
+            # Ctrl-C here, or a sample's error: the samples in flight are given up (their next call or wait
+            # raises `Cancelled`), so leaving this block does not wait for their calls to end.
+            if ctx.ledger.cancel is not None:
+                ctx.ledger.cancel.set()
+            raise
     out.stop_reason = reason or "limit"
+    return _checked(out)
+
+
+def _checked(out: Sampled) -> Sampled:
+    """`out`, unless every sample it ran failed: then the first failure is the error."""
+    if out.errors and len(out.errors) == len(out.runs):
+        raise out.errors[0]
     return out
 
 
