@@ -108,6 +108,9 @@ def _extract(output: str, kind: str) -> Answer | None:
         if span is not None and "```" not in span:
             span = _math_value(span) if kind == "math" else span
         elif kind == "math":
+            lines = [ln for ln in output.splitlines() if ln.strip()]
+            if lines and _STEP_LABEL.match(lines[-1]) and not _LAST_NUMBER.search(_STEP_LABEL.sub(" ", lines[-1])):
+                return None  # it ends on a step that has not got to a result yet: nothing was proposed
             numbers = _LAST_NUMBER.findall(_STEP_LABEL.sub(" ", output))  # "Step 3:" is a label, not a result
             span = numbers[-1] if numbers else None
         else:

@@ -40,6 +40,12 @@ HANDLERS = {
 }
 
 
+def _failed(run: Run) -> State:
+    """An attempt failed: write a lesson for the next attempt, or, with none left, settle the answer (a lesson
+    nobody reads is only cost)."""
+    return State.LESSON if run.attempt + 1 < run.config.max_attempts else State.ANSWER
+
+
 def _after_reward(run: Run, step: Step) -> State:
     cfg, reward = run.config, step.reward if step.reward is not None else 0.0
     if step.answer is not None:  # a reflection on a proposed final answer
@@ -47,10 +53,10 @@ def _after_reward(run: Run, step: Step) -> State:
             return State.VERIFY if cfg.verify and run.can_verify else State.ANSWER
         if reward >= cfg.reward_low and run.adjusts <= cfg.max_adjusts:
             return State.THINK  # adjust: the critique becomes advice for the next think step
-        return State.LESSON
+        return _failed(run)
     if reward >= cfg.reward_low:
         return State.THINK
-    return State.BACKTRACK if run.backtracks < cfg.max_backtracks else State.LESSON
+    return State.BACKTRACK if run.backtracks < cfg.max_backtracks else _failed(run)
 
 
 def next_state(state: State, step: Step, run: Run) -> State:
@@ -76,7 +82,7 @@ def next_state(state: State, step: Step, run: Run) -> State:
     if state == State.BACKTRACK:
         return State.THINK
     if state == State.VERIFY:
-        return State.LESSON if step.verdict is False else State.ANSWER  # None: could not be checked
+        return _failed(run) if step.verdict is False else State.ANSWER  # None: could not be checked
     if state == State.LESSON:
         if not run.retrying:
             return State.ANSWER

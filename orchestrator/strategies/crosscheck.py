@@ -17,7 +17,7 @@ solution support, then to the earliest).
 The answer is verified when independent evidence supports it: a program and a prose solution agree on it,
 or at least three samples do and they are a majority. Anything less is reported unverified, with the tally
 it rests on (`details['evidence']`). Without a sandbox (tools off, bubblewrap missing), or for answers a
-program cannot produce (a choice letter, code, free text), every sample is a prose one.
+program cannot produce (a choice letter, code), every sample is a prose one.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from orchestrator.strategies.plain import answer_once
 from orchestrator.strategies.sampling import Projection, run_samples
 from orchestrator.trajectory import Step
 
-PROGRAM_KINDS = ("math",)  # answers a program's printed result can stand for
+PROGRAM_KINDS = ("math", "text")  # answers a program's printed result can stand for (a number, a word)
 
 
 class CrosscheckOptions(BaseModel):
