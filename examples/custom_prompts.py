@@ -28,7 +28,8 @@ def options() -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     config = ReasonConfig(prompts_dir=str(PROMPTS), max_tokens_per_call=args.max_tokens_per_call)
-    reasoner = Reasoner(args.model, config=config, budget=Budget(max_seconds=300, max_calls=args.max_calls))
+    reasoner = Reasoner(args.model, "chain", config=config,  # the chain is what think.j2 prompts
+                        budget=Budget(max_seconds=300, max_calls=args.max_calls))
     result = reasoner.solve("Tom has 3 boxes of 12 pencils and gives away 10 pencils. How many are left?")
     first_think = next(s for s in result.steps if s.kind == "think")
     print("the model was asked:")

@@ -20,6 +20,8 @@ def options() -> argparse.Namespace:
     ap.add_argument("question", nargs="*", help="the question (default: a percentage)")
     ap.add_argument("--max-calls", type=int, help="stop after this many model calls")
     ap.add_argument("--max-tokens-per-call", type=int, default=1024)
+    ap.add_argument("--strategy", default="crosscheck", help="crosscheck (the default), chain, vote, ...")
+    ap.add_argument("--no-tools", action="store_true", help="no interpreter (on by default where bubblewrap works)")
     return ap.parse_args()
 
 
@@ -28,8 +30,10 @@ def main(args: argparse.Namespace) -> None:
     question = " ".join(args.question) or "What is 15% of 80?"
     reasoner = Reasoner(
         args.model,
+        args.strategy,
         budget=Budget(max_seconds=300, max_calls=args.max_calls),
         config=ReasonConfig(max_tokens_per_call=args.max_tokens_per_call),
+        tools=False if args.no_tools else None,
         stream_tokens=True,  # also yield the thinking token by token
     )
     start = time.monotonic()

@@ -310,7 +310,7 @@ def judge_evidence(outcome: Outcome) -> tuple[bool | None, str | None]:
     if answer.verified is True and how in CHECKS:
         return True, CHECKS[how]
     if answer.verified is True:
-        return None, "only the model's own review passed it (not an independent check)"
+        return None, "only the model's own review passed it"
     if answer.verified is False:
         return False, f"its check ({how or 'review'}) failed"
     return None, "no check supports it"

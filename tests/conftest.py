@@ -21,7 +21,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("REASON_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("REASON_CONFIG_DIR", str(tmp_path / "config"))
+    # The CLI tests drive scripted servers written for one chain without the interpreter: pin that in the
+    # test's own config file (beside tmp_path, not in it), which the CLI reads in-process and in subprocesses.
+    # Tests of the defaults (crosscheck, tools on where the sandbox works) name them.
+    config = tmp_path.parent / f"{tmp_path.name}-config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text('strategy = "chain"\ntools = false\n')
+    monkeypatch.setenv("REASON_CONFIG_DIR", str(config))
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     yield
 

@@ -41,7 +41,7 @@ def server_reply(messages) -> str:
 def trajectory(out: str) -> Path:
     line = next(line for line in out.splitlines() if line.startswith("trajectory: "))
     path = Path(line.removeprefix("trajectory: "))
-    assert path.is_file() and path.is_relative_to(os.environ["REASON_RUNS_DIR"])
+    assert path.exists() and path.is_relative_to(os.environ["REASON_RUNS_DIR"])  # a file, or a folder of samples
     return path
 
 

@@ -4,6 +4,9 @@ logprobs, and where each server is looked for."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from fake_openai_server import serve
 
@@ -104,7 +107,7 @@ def test_plain_urls_keep_one_request_per_sample_unless_the_endpoint_says_n(monke
     with serve(replies=REPLIES) as srv:
         get_model(srv.model("m"), retry_policy=FAST).sample(USER, [1, 2])
         assert len(srv.posts()) == 2
-        config = tmp_path / "config" / "config.toml"
+        config = Path(os.environ["REASON_CONFIG_DIR"]) / "config.toml"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(f'[endpoints.box]\nbase_url = "{srv.base_url}"\nmodel = "m"\nn = true\n')
         model = get_model("endpoint/box", retry_policy=FAST)
@@ -119,7 +122,7 @@ def test_resolving_verification_asks_its_resolves_in_one_request(monkeypatch):
     with serve(replies=replies) as srv:
         model = server_model(srv, monkeypatch)
         config = ReasonConfig(verify_by="resolve", resolve_samples=4, max_attempts=1)
-        result = Reasoner(model, config=config).solve("What is 2+2?")
+        result = Reasoner(model, "chain", config=config).solve("What is 2+2?")
         bodies = [r.body for r in srv.posts()]
     assert result.answer == "4"
     assert [b.get("n", 1) for b in bodies] == [1, 1, 4]  # think, reflect, the four re-solves

@@ -54,7 +54,7 @@ def test_exit_0_only_for_an_answer_independent_evidence_supports():
         return "```python\nprint(17 * 23)\n```" if is_program_call(messages) else "17*23 = 391. Final answer: 391"
 
     with serve(replies=reply) as srv:
-        done = cli("--tools", "-m", srv.model("m"), "--json", Q)
+        done = cli("--strategy", "crosscheck", "--tools", "-m", srv.model("m"), "--json", Q)
     data = json.loads(done.stdout)
     assert (data["answer"], data["verified"], data["strategy"]) == ("391", True, "crosscheck")
     assert data["evidence"] == "a program and a prose solution agree"
@@ -79,7 +79,8 @@ def test_exit_3_when_only_the_models_own_review_passed_the_answer():
 
 def test_exit_4_for_a_budget_stop_with_a_best_so_far_answer():
     with serve(replies="Final answer: 390") as srv:  # never agrees with a second sample: the budget ends it
-        done = cli("--no-tools", "--budget-calls", "1", "-m", srv.model("m"), "--json", Q)
+        done = cli("--strategy", "crosscheck", "--no-tools", "--budget-calls", "1", "-m", srv.model("m"), "--json",
+                   Q)
     data = json.loads(done.stdout)
     assert data["answer"] == "390" and data["stop_reason"] == "budget_calls" and data["verified"] is None
     assert done.returncode == 4 == data["exit_code"]

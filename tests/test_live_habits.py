@@ -29,7 +29,7 @@ def answers(*values: object) -> list[str]:
 # --- 10: token streaming ----------------------------------------------------------------------------------
 def test_every_call_of_every_phase_streams_from_a_remote_model():
     with serve(replies=CHAIN) as srv:
-        reasoner = Reasoner(srv.model("m"), stream_tokens=True, save_trajectory=False)
+        reasoner = Reasoner(srv.model("m"), "chain", stream_tokens=True, save_trajectory=False)
         events = list(reasoner.stream(Q))
         assert all(r.body.get("stream") for r in srv.posts())
     tokens = [p for k, p in events if k == "token"]
@@ -68,7 +68,8 @@ def test_a_beam_and_a_judge_stream_their_calls_too():
 def test_the_streaming_example_streams_what_it_says():
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
     with serve(replies=CHAIN, chunk_delay=0.001) as srv:
-        done = subprocess.run([sys.executable, str(EXAMPLES / "streaming_app.py"), "--model", srv.model("m"), Q],
+        done = subprocess.run([sys.executable, str(EXAMPLES / "streaming_app.py"), "--model", srv.model("m"),
+                               "--strategy", "chain", "--no-tools", Q],
                               env=env, check=False,
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
@@ -122,7 +123,7 @@ def test_the_footer_names_the_call_in_flight_not_the_last_step():
 
     view = LiveView("fake", "chain", console=Console(file=StringIO()))
     with view:
-        Reasoner(ScriptedModel(reply), save_trajectory=False).solve(Q, on_event=view.on_event)
+        Reasoner(ScriptedModel(reply), "chain", save_trajectory=False).solve(Q, on_event=view.on_event)
     assert seen[:3] == ["think", "reflect", "verify"]
     assert view.calls_text() == "waiting"
 

@@ -110,7 +110,7 @@ def test_a_prompt_beyond_the_context_is_a_clear_error():
 
 def test_state_machine_runs_on_the_real_small_model():
     config = ReasonConfig(max_steps=4, max_attempts=1, max_tokens_per_call=96)
-    result = Reasoner(SMOL, config=config, budget=Budget(max_calls=6)).solve("What is 2 + 3?")
+    result = Reasoner(SMOL, "chain", config=config, budget=Budget(max_calls=6)).solve("What is 2 + 3?")
     assert result.stop_reason in {"answered", "budget_calls", "format_errors", "step_limit"}
     assert result.usage.calls <= 6 and result.steps
     assert Path(result.trajectory_path).is_file()
@@ -146,7 +146,7 @@ def test_a_benchmark_solves_several_problems_of_a_local_model_at_once(tmp_path):
 def test_default_model_answers_through_the_state_machine():
     """The embedded 1.5B model, once, end to end (about a minute on two cores)."""
     config = ReasonConfig(max_attempts=1, max_tokens_per_call=256)
-    result = Reasoner("local/qwen2.5-coder-1.5b", config=config, budget=Budget(max_calls=4)).solve(
+    result = Reasoner("local/qwen2.5-coder-1.5b", "chain", config=config, budget=Budget(max_calls=4)).solve(
         "What is 12 + 30? Answer with the number."
     )
     # What the 1.5B model answers is its business (it once added 12 + 30 digit by digit and got 41); what we

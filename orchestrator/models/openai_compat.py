@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,6 +29,21 @@ from orchestrator.models import retry
 from orchestrator.models.base import CallOptions, Completion, Message, Usage
 from orchestrator.models.remote import RemoteModel
 
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _load_openai() -> Any:
+    """The openai SDK, imported once under a lock: several samples start their first calls together, and two
+    threads importing it at once can see a partly initialised module."""
+    with _IMPORT_LOCK:
+        try:
+            import openai
+            import openai.types.chat
+        except ImportError:
+            raise MissingDependency("this model needs `pip install openai`") from None
+        return openai
 
 def read_config() -> dict[str, Any]:
     """The parsed config.toml from the config directory ({} when there is none)."""
@@ -155,11 +171,7 @@ class OpenAIModel(RemoteModel):
         self.reports_confidence = logprobs
 
     def _make(self, cls_name: str) -> Any:
-        try:
-            import openai
-        except ImportError:
-            raise MissingDependency("this model needs `pip install openai`") from None
-        cls = getattr(openai, cls_name)
+        cls = getattr(_load_openai(), cls_name)
         return cls(
             api_key=self.api_key,
             base_url=self.base_url,
@@ -208,6 +220,7 @@ class OpenAIModel(RemoteModel):
     # the SDK's parameter transform (about 1.2 ms of CPU a call, most of the client's cost at high
     # concurrency) and refuse the options a server has beyond OpenAI's (`-o top_k 20` for vLLM or llama.cpp).
     def _complete(self, messages: list[Message], options: CallOptions) -> Completion:
+        _load_openai()
         from openai.types.chat import ChatCompletion
 
         req = self._request(messages, options)
@@ -221,6 +234,7 @@ class OpenAIModel(RemoteModel):
         return retry.call(attempt, self.retry, [self.api_key])
 
     async def _acomplete(self, messages: list[Message], options: CallOptions) -> Completion:
+        _load_openai()
         from openai.types.chat import ChatCompletion
 
         req = self._request(messages, options)
@@ -241,6 +255,7 @@ class OpenAIModel(RemoteModel):
         ignores `n` and answers fewer choices gets the rest asked one request each, and no `n` again."""
         if not self.supports_n or len(seeds) < 2:
             return super().sample(messages, seeds, **options)
+        _load_openai()
         from openai.types.chat import ChatCompletion
 
         req = {**self._request(messages, self.options.merged(**{**options, "seed": seeds[0]})), "n": len(seeds)}
@@ -275,6 +290,7 @@ class OpenAIModel(RemoteModel):
         self, messages: list[Message], options: CallOptions, on_token: Callable[[str], None]
     ) -> Completion:
         """Stream deltas to `on_token`. A stream cut midway is retried from the start."""
+        _load_openai()
         from openai import Stream
         from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
