@@ -88,7 +88,9 @@ def hub(files: dict[str, dict[str, bytes]]) -> Iterator[Hub]:
 
 def reason(*args: str, home: Path, endpoint: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE")}
-    environ.update({"HF_HOME": str(home), "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_TELEMETRY": "1", **env})
+    # a loaded machine serving a 98 MB file from a test server can pass the hub client's 10 s default timeouts
+    environ.update({"HF_HOME": str(home), "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_TELEMETRY": "1",
+                    "HF_HUB_ETAG_TIMEOUT": "60", "HF_HUB_DOWNLOAD_TIMEOUT": "60", **env})
     return subprocess.run([str(REASON), *args], capture_output=True, text=True, env=environ, timeout=120,
                           check=False)
 
