@@ -247,7 +247,9 @@ def normalize(text: str, kind: str) -> str:
     if kind == "code":
         lines = [ln.rstrip() for ln in textwrap.dedent(text.replace("\t", "    ")).splitlines()]
         return "\n".join(lines).strip("\n")
-    if kind == "text":
+    if kind == "text":  # LaTeX wrappers go first: "$\\text{Monday}$" and "\\boxed{Monday}" are "monday"
+        text = _clean(_boxed(text) or text)
+        text = re.sub(r"\\(?:text\w*|mathrm|mathbf|mbox)\{([^{}]*)\}", r"\1", text)
         kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text.casefold())
         return " ".join(kept.split())
     if kind == "game24":

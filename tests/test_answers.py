@@ -137,6 +137,9 @@ def test_normalize_choice_and_text() -> None:
     assert normalize("(c)", "choice") == "C"
     assert normalize("**B) 10 eV**", "choice") == "B"
     assert normalize("  The Eiffel-Tower! ", "text") == "the eiffel tower"
+    # LaTeX wrappers a model puts around a word are not part of it (a program printing "Monday" agrees).
+    assert normalize("$\\text{Monday}$", "text") == normalize("\\boxed{\\textbf{Monday}}", "text") == "monday"
+    assert normalize("A $5 bill", "text") == "a $5 bill"
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,8 @@ def _missing(name: str, why: str) -> click.Command:
     '  reason -m gpt-4o-mini --strategy vote --budget-usd 0.02 "..."\n'
     '  reason -s "You are terse" -t 0.2 "..."          # -s is the system prompt, as in llm\n'
     '  reason logs --stop budget_usd; reason replay last\n\n'
-    'Exit codes: 0 answered, 1 no answer or an error, 2 bad usage. `reason ask --help` lists all options '
+    'Exit codes: 0 verified, 3 answered but unverified, 4 a budget stop with its best answer so far, 1 no '
+    'answer or an error, 2 bad usage, 130 interrupted. `reason ask --help` lists all options '
     'and the strategies; docs/cli.md has flags, budgets, config and logs.',
 )
 @click.version_option(__version__, "--version", prog_name="reason")

@@ -217,6 +217,13 @@ def hub_name(name: str) -> tuple[str, str, str | None]:
     return repo, "/".join(parts[2:]), revision or None
 
 
+def _hub_cache() -> str | None:
+    """The hub cache the environment names now (HF_HUB_CACHE, else HF_HOME/hub), or None for the default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    return os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None
+
+
 def hub_path(name: str) -> Path:
     """The local path of the GGUF file `hf/OWNER/REPO/FILE.gguf`, downloaded into the hub's own cache on first
     use (HF_HOME, HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE apply as for any hub client)."""
@@ -227,8 +234,11 @@ def hub_path(name: str) -> Path:
     except ImportError as e:
         raise MissingDependency(f"{name} is downloaded with huggingface_hub: pip install 'reason[local]'") from e
     try:
-        # HF_ENDPOINT is read here, not only when huggingface_hub was first imported
-        return Path(hf_hub_download(repo, filename, revision=revision, endpoint=os.environ.get("HF_ENDPOINT")))
+        # huggingface_hub reads these variables once, when it is first imported; we read them at each call, so
+        # a process that imported it earlier (datasets does) still follows the environment of the moment
+        return Path(hf_hub_download(
+            repo, filename, revision=revision, endpoint=os.environ.get("HF_ENDPOINT"), cache_dir=_hub_cache(),
+            local_files_only=os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")))
     except LocalEntryNotFoundError as e:  # offline (or HF_HUB_OFFLINE=1) and not in the cache yet
         raise ModelUnavailable(
             f"{name}: not in the hub cache and the hub is not reachable ({e}); connect once, or point"
