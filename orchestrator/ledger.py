@@ -109,11 +109,14 @@ class Ledger:
 
     @contextmanager
     def reserve(self, budget: Budget, calls: int = 1, phase: str | None = None,
-                bound: Bound | None = None) -> Iterator[None]:
+                bound: Bound | None = None, clip: bool = False) -> Iterator[int]:
         """Check `budget` for `calls` more calls of `phase`, counting the calls other threads have in flight
         at their bounds, and hold places for these until they are recorded (so concurrent chains cannot all
         pass the same last check). `bound`: what these calls can cost at most (`call_bound`; without one they
-        are held at the projection). The calls run within the budget's deadline and the ledger's cancel."""
+        are held at the projection). The calls run within the budget's deadline and the ledger's cancel.
+        `clip`: admit as many of the `calls` as the budget has room for, each checked as if the ones before it
+        were already in flight at their share of `bound` (as that many separate calls would be), and at least
+        one (else `BudgetExceeded`). Yields the number admitted: all `calls` unless clipped."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled("the solve was cancelled by its caller")
         if bound is None:
@@ -121,13 +124,23 @@ class Ledger:
             bound = Bound(calls * nxt["tokens"], calls * nxt["usd"])
         held = bound  # what these calls hold of the budget until they are recorded
         with self._gate:
-            budget.check(self, calls=calls, phase=phase, in_flight=self.in_flight, reserved=self.reserved)
+            if clip and calls > 1:
+                each = Bound(bound.tokens / calls, bound.usd / calls)
+                admitted = 0
+                while admitted < calls and budget.exhausted(
+                        self, 1, phase, self.in_flight + admitted,
+                        Bound(self.reserved.tokens + admitted * each.tokens,
+                              self.reserved.usd + admitted * each.usd)) is None:
+                    admitted += 1
+                calls, held = max(1, admitted), Bound(each.tokens * max(1, admitted), each.usd * max(1, admitted))
+            budget.check(self, calls=1 if clip else calls, phase=phase, in_flight=self.in_flight,
+                         reserved=self.reserved)
             self.in_flight += calls
             self.reserved = Bound(self.reserved.tokens + held.tokens, self.reserved.usd + held.usd)
         deadline = None if budget.max_seconds is None else self.started + budget.max_seconds
         try:
             with limits.scope(deadline, self.cancel):
-                yield
+                yield calls
         finally:
             with self._gate:
                 self.in_flight -= calls

@@ -9,7 +9,9 @@
 
 Endpoints (stdlib `ThreadingHTTPServer`: one thread per connection, so hundreds of concurrent clients):
 - POST /v1/chat/completions: JSON, or SSE when `"stream": true` (a final usage chunk when
-  `stream_options.include_usage`); `n` choices (one whatever `n` asks with `honour_n=False`, as Ollama).
+  `stream_options.include_usage`); `n` choices (one whatever `n` asks with `honour_n=False`; a request
+  with `n` > 1 refused with status `reject_n`, e.g. 400, and llama-server's "Only one completion choice is
+  allowed").
 - GET /v1/models: `srv.models` as a model list.   GET /health: 200.
 - POST /v1/messages: Anthropic Messages API, JSON or SSE. Point the Anthropic SDK at `srv.url`.
 
@@ -207,6 +209,7 @@ class FakeServer:
         reasoning_tokens: int = 0,
         chunk_delay: float = 0.0,
         honour_n: bool = True,
+        reject_n: int | None = None,
         reported_cost: float | None = None,
         honor_max_tokens: bool = False,
     ) -> None:
@@ -220,6 +223,7 @@ class FakeServer:
         self.reasoning_tokens = reasoning_tokens
         self.chunk_delay = chunk_delay
         self.honour_n = honour_n
+        self.reject_n = reject_n
         self.honor_max_tokens = honor_max_tokens
         self.requests: list[Recorded] = []
         self.stopping = threading.Event()
@@ -417,6 +421,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault = Fault.unauthorized()
         if fault is not None and fault.kind not in BODY_FAULTS:
             return self._fault(fault)
+        if self.fake.reject_n and int(body.get("n") or 1) > 1:
+            return self._error(self.fake.reject_n, "Only one completion choice is allowed", None)
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if self.path.endswith("/chat/completions"):

@@ -12,7 +12,7 @@ from fake_openai_server import serve
 
 from orchestrator import Reasoner, ReasonConfig, load_trajectory
 from orchestrator.errors import ConfigError
-from orchestrator.models import get_model
+from orchestrator.models import get_model, openai_compat
 from orchestrator.models.openai_compat import OpenAIModel, shares
 from orchestrator.models.retry import RetryPolicy
 from orchestrator.models.servers import SERVERS, ServerModel, url_variable
@@ -28,6 +28,8 @@ def no_server_env(monkeypatch):
         monkeypatch.delenv(url_variable(server), raising=False)
     monkeypatch.delenv("REASON_LOGPROBS", raising=False)
     monkeypatch.delenv("REASON_SERVER_API_KEY", raising=False)
+    monkeypatch.delenv("REASON_N", raising=False)
+    monkeypatch.setattr(openai_compat, "_NO_N", set())  # which servers refused n: per process, so per test
 
 
 def server_model(srv, monkeypatch, name: str = "vllm/Qwen/Qwen2.5-7B-Instruct") -> ServerModel:
@@ -61,9 +63,10 @@ def test_vllm_draws_all_samples_in_one_request_with_n(monkeypatch):
     assert body["model"] == "Qwen/Qwen2.5-7B-Instruct"
     assert [c.text for c in completions] == REPLIES
     # the server's counts: the prompt was evaluated once, each choice's generated tokens are its own
-    prompt = completions[0].usage.prompt_tokens
-    assert prompt == 5 and [c.usage.cached_tokens for c in completions] == [0, prompt, prompt, prompt]
+    assert [c.usage.prompt_tokens for c in completions] == [5, 0, 0, 0]  # paid once, as the server counted it
+    assert [c.usage.cached_tokens for c in completions] == [0, 0, 0, 0]
     assert [c.usage.completion_tokens for c in completions] == [len(r.split()) for r in REPLIES]
+    assert {c.raw["tokens"] for c in completions} == {"logprobs"}
     # logprobs are asked for by default on vLLM: each sample has token statistics for weighted votes
     assert body["logprobs"] is True and all(c.confidence for c in completions)
 
@@ -90,6 +93,39 @@ def test_a_server_that_ignores_n_gets_the_rest_one_request_each(monkeypatch):
     assert len(completions) == 3 and bodies[0]["n"] == 3
     assert sorted(b["seed"] for b in bodies[1:]) == [8, 9] and all("n" not in b for b in bodies[1:])
     assert len(again) == 2 and all("n" not in b for b in later)  # not asked with n again
+
+
+@pytest.mark.parametrize("status", [400, 500])  # llama-server's refusal: 400 now, 500 in older versions
+def test_a_server_that_refuses_n_is_asked_one_request_a_sample_once_per_process(monkeypatch, caplog, status):
+    with serve(replies=REPLIES, reject_n=status) as srv:
+        monkeypatch.setenv("REASON_N", "1")  # say an http:// server takes n, and it does not
+        model = get_model(srv.model("m"), retry_policy=FAST)
+        assert model.supports_n
+        with caplog.at_level("WARNING", logger="orchestrator.models"):
+            completions = model.sample(USER, [7, 8, 9])
+            other = get_model(srv.model("m"), retry_policy=FAST)  # a second model of the same server
+            again = other.sample(USER, [1, 2])
+        bodies = [r.body for r in srv.posts()]
+    assert sorted(c.text for c in completions) == sorted(REPLIES[:3]) and len(again) == 2  # in flight at once
+    assert [b.get("n") for b in bodies] == [3, None, None, None, None, None]  # refused once, not retried
+    notices = [r for r in caplog.records if "refused n=3" in r.getMessage()]
+    assert len(notices) == 1 and "one request each" in notices[0].getMessage()
+    assert len(caplog.records) == 1
+
+
+def test_n_defaults_on_for_openai_and_the_known_servers_and_reason_n_overrides(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert get_model("openai/gpt-4o-mini").supports_n
+    assert get_model("vllm/m").supports_n and not get_model("llama-server/m").supports_n
+    assert not get_model("http://127.0.0.1:9/v1#m").supports_n
+    monkeypatch.setenv("REASON_N", "0")
+    assert not get_model("openai/gpt-4o-mini").supports_n and not get_model("vllm/m").supports_n
+    assert get_model("vllm/m", n=True).supports_n  # the keyword beats the environment
+    monkeypatch.setenv("REASON_N", "1")
+    assert get_model("http://127.0.0.1:9/v1#m").supports_n and get_model("ollama/m").supports_n
+    monkeypatch.setenv("REASON_N", "yes")
+    with pytest.raises(ConfigError, match="REASON_N"):
+        get_model("vllm/m")
 
 
 @pytest.mark.parametrize("name", ["llama-server/default", "ollama/qwen2.5:7b"])

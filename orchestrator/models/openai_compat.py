@@ -5,6 +5,10 @@ key from `REASON_HTTP_API_KEY`, OPENAI_API_KEY only for api.openai.com; never `r
 `endpoint/NAME` (a `[endpoints.NAME]` table in config.toml with `base_url`, `model`, `api_key_env`, and
 optionally `logprobs = true`: ask for token log-probabilities, for confidence-weighted votes; `n = true`: the
 server draws several samples in one request, as vLLM and SGLang do). GPU servers by name: `servers.py`.
+`n` (`OpenAIModel.sample`) is on for api.openai.com and the servers known to take it, off elsewhere;
+REASON_N=1 or =0 overrides that for every model, the `n=` keyword for one. A server that refuses `n` (400,
+llama-server's "Only one completion choice is allowed") or answers fewer choices is asked one request a
+sample from then on, for the rest of the process, with one logged notice.
 The SDK's own retries are off; `retry.py` does them. `openai` is imported only when a client is built.
 A reply that is not a completion (not JSON, cut short, no choices, a usage count that is not a number) is a
 `MalformedResponse`: retried, then reported; it never reaches the ledger.
@@ -13,6 +17,7 @@ A reply that is not a completion (not JSON, cut short, no choices, a usage count
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -23,15 +28,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.confidence import TOP, summarise
-from orchestrator.errors import ConfigError, MalformedResponse, MissingDependency, MissingKey, ProviderError
-from orchestrator.keys import HTTP_KEY_ENV, LEGACY_KEY_ENV, config_dir, get_key, is_guard_key
-from orchestrator.models import retry
+from orchestrator.errors import ConfigError, MalformedResponse, MissingDependency, MissingKey
+from orchestrator.keys import HTTP_KEY_ENV, LEGACY_KEY_ENV, config_dir, get_key, is_guard_key, redact
+from orchestrator.models import limits, retry
 from orchestrator.models.base import CallOptions, Completion, Message, Usage
-from orchestrator.models.remote import RemoteModel
+from orchestrator.models.remote import RemoteModel, capped
 
 
 
 _IMPORT_LOCK = threading.Lock()
+log = logging.getLogger("orchestrator.models")
+
+# (base_url, model) of the servers that refused `n` or answered fewer choices: asked one request a sample from
+# then on, by every model of this process that talks to them
+_NO_N: set[tuple[str | None, str]] = set()
+_NO_N_LOCK = threading.Lock()
 
 
 def _load_openai() -> Any:
@@ -133,12 +144,15 @@ class OpenAIModel(RemoteModel):
         pricing_name: str | None = None,
         headers: dict[str, str] | None = None,
         logprobs: bool | None = None,
+        n: bool | None = None,
         **settings: Any,
     ) -> None:
         """`settings`: the rest of `RemoteModel`'s keywords (timeout, max_retries, retry_policy, ...).
         `logprobs`: ask for token log-probabilities (the top `confidence.TOP` at each position) and report
         token statistics (`Completion.confidence`, for `vote:weight=...`); default: the endpoint table's
-        `logprobs`, else the environment's REASON_LOGPROBS=1. OpenAI's reasoning models refuse it."""
+        `logprobs`, else the environment's REASON_LOGPROBS=1. OpenAI's reasoning models refuse it.
+        `n`: draw a `sample` of several in one request with `n`; default: REASON_N=1 or =0 where set, else the
+        endpoint table's `n`, else on for api.openai.com only (`servers.py` sets it per server)."""
         if name.startswith(("http://", "https://")):
             url, _, model = name.partition("#")
             try:
@@ -157,7 +171,7 @@ class OpenAIModel(RemoteModel):
                 raise MissingKey(f"endpoint {name!r} needs a key: `export {var}=...`")
             if logprobs is None and "logprobs" in table:
                 logprobs = bool(table["logprobs"])
-            self.supports_n = bool(table.get("n", False))
+            n_default = bool(table.get("n", False))
         else:
             model = name.split("/", 1)[-1]
             api_key = get_key("openai", api_key)
@@ -165,6 +179,9 @@ class OpenAIModel(RemoteModel):
             name, options, model=model, api_key=api_key, base_url=base_url, pricing_name=pricing_name, **settings
         )
         self.official = self.base_url is None or "api.openai.com" in self.base_url
+        if not name.startswith("endpoint/"):
+            n_default = self.official
+        self.supports_n = n_option(n, n_default)
         self.headers = headers
         if logprobs is None:
             logprobs = os.environ.get("REASON_LOGPROBS", "") not in ("", "0")
@@ -250,41 +267,78 @@ class OpenAIModel(RemoteModel):
     def sample(self, messages: list[Message], seeds: list[int], **options: Any) -> list[Completion]:
         """With `supports_n`, one request with `n` for all the samples, seeded with the first seed (the server
         draws each choice from its own stream): the server evaluates the prompt once and decodes the choices
-        together. The server's counts are split: the prompt is reported by every sample and cached for all but
-        the first, the generated tokens by choice (its logprobs, else its share of the text). A server that
-        ignores `n` and answers fewer choices gets the rest asked one request each, and no `n` again."""
-        if not self.supports_n or len(seeds) < 2:
+        together. The server's counts are kept, not multiplied: the first sample carries the prompt (and its
+        cached part), as the server reported it once; each sample its own generated tokens (the length of its
+        logprobs, else its share of the server's total by text length: `Completion.raw['tokens']` says which).
+        A server that refuses `n` (`refuses_n`) is asked one request a sample instead; one that answers fewer
+        choices gets the rest one request each. Either way no model of this process sends it `n` again."""
+        if not self.supports_n or len(seeds) < 2 or (self.base_url, self.model) in _NO_N:
             return super().sample(messages, seeds, **options)
         _load_openai()
         from openai.types.chat import ChatCompletion
 
         req = {**self._request(messages, self.options.merged(**{**options, "seed": seeds[0]})), "n": len(seeds)}
         start = time.perf_counter()
-        response = retry.call(
-            lambda: self._client().post("/chat/completions", body=req, cast_to=ChatCompletion),
-            self.retry, [self.api_key],
-        )
-        choices = sorted(response.choices, key=lambda c: c.index)[: len(seeds)]
+
+        def attempt() -> Any:
+            try:
+                with _malformed(self.name):
+                    return self._client().post("/chat/completions", body=req, cast_to=ChatCompletion,
+                                               options=self._request_options())
+            except Exception as exc:
+                if refuses_n(exc):
+                    raise NRefused(str(exc)) from None  # not retried: the same request is refused again
+                raise
+
+        try:
+            response = limits.bounded(lambda: retry.call(attempt, self.retry, [self.api_key]))
+        except NRefused as e:
+            self._no_n(f"it refused n={len(seeds)} ({redact(str(e), [self.api_key])[:200]})")
+            return super().sample(messages, seeds, **options)
+        drawn = [capped(c, options.get("max_tokens") or self.options.max_tokens)
+                 for c in self._choices(response, len(seeds), start)]
+        if len(drawn) < len(seeds):
+            self._no_n(f"it answered {len(drawn)} of n={len(seeds)} choices")
+            drawn += super().sample(messages, seeds[len(drawn):], **options)
+        return drawn
+
+    def _choices(self, response: Any, n: int, start: float) -> list[Completion]:
+        """The completions of a reply to an `n` request, with the server's counts split between them."""
+        choices = sorted(getattr(response, "choices", None) or [], key=lambda c: c.index)[:n]
         if not choices:
-            raise ProviderError(f"{self.name}: the response has no choices")
+            raise MalformedResponse(f"{self.name}: the response has no choices")
         usage = usage_of(response.usage)
         lengths = [len(c.logprobs.content) if c.logprobs and c.logprobs.content else None for c in choices]
-        generated = lengths if None not in lengths else shares(
+        by_logprobs = None not in lengths and sum(lengths) <= usage.completion_tokens  # type: ignore[arg-type]
+        generated = lengths if by_logprobs else shares(
             usage.completion_tokens, [len(c.message.content or "") for c in choices])
+        reported = reported_cost(response.usage)
+        paid = [int(t or 0) + (usage.prompt_tokens if i == 0 else 0) for i, t in enumerate(generated)]
+        costs = [reported * p / (sum(paid) or 1) for p in paid] if reported is not None else [0.0] * len(paid)
         share = (time.perf_counter() - start) / len(choices)
         drawn = []
         for i, (choice, tokens) in enumerate(zip(choices, generated, strict=True)):
-            cached = usage.cached_tokens if i == 0 else usage.prompt_tokens
+            first = i == 0
             drawn.append(self._finish(Completion(
                 text=choice.message.content or "", model=self.name, finish_reason=choice.finish_reason or "stop",
-                usage=Usage(usage.prompt_tokens, int(tokens or 0), cached, usage.reasoning_tokens if i == 0 else 0),
-                seconds=share, confidence=_confidence(choice.logprobs.content if choice.logprobs else None),
-                raw=response.model_dump() if i == 0 else {"choice": choice.index, "of": response.id},
+                usage=Usage(usage.prompt_tokens if first else 0, int(tokens or 0), usage.cached_tokens if first
+                            else 0, usage.reasoning_tokens if first else 0),
+                cost_usd=costs[i], cost_source="provider" if reported is not None else "", seconds=share,
+                confidence=_confidence(choice.logprobs.content if choice.logprobs else None),
+                raw={"choice": choice.index, "of": getattr(response, "id", None), "n": n,
+                     "tokens": "logprobs" if by_logprobs else "split by text length",
+                     **({"response": response.model_dump()} if first else {})},
             ), start))
-        if len(drawn) < len(seeds):
-            self.supports_n = False
-            drawn += super().sample(messages, seeds[len(drawn):], **options)
         return drawn
+
+    def _no_n(self, why: str) -> None:
+        """Ask this server one request a sample from now on (every model of the process), saying so once."""
+        self.supports_n = False
+        with _NO_N_LOCK:
+            if (self.base_url, self.model) in _NO_N:
+                return
+            _NO_N.add((self.base_url, self.model))
+        log.warning("%s: %s; its samples go out one request each from now on", self.name, why)
 
     def _stream(
         self, messages: list[Message], options: CallOptions, on_token: Callable[[str], None]
@@ -372,3 +426,29 @@ def _merge_tool_delta(calls: dict[int, dict[str, Any]], delta: Any) -> None:
     if delta.function is not None:
         call["function"]["name"] += delta.function.name or ""
         call["function"]["arguments"] += delta.function.arguments or ""
+
+
+class NRefused(Exception):
+    """A server refused a request for its `n` > 1 (handled by falling back to one request a sample)."""
+
+
+def refuses_n(exc: BaseException) -> bool:
+    """Whether a failed `n` request was refused for its `n`: a bad request (400/422) that is not about the
+    context length or the key, or an error that says so whatever its status (llama-server answers "Only one
+    completion choice is allowed", with a 500 in older versions)."""
+    if retry.is_context_length(exc) or retry.is_auth(exc):
+        return False
+    text = str(exc).lower()
+    return retry.status_of(exc) in (400, 422) or "completion choice" in text or "'n'" in text or '"n"' in text
+
+
+def n_option(given: bool | None, default: bool) -> bool:
+    """Whether a model sends `n`: `given` (the `n=` keyword), else REASON_N=1 or =0, else `default`."""
+    if given is not None:
+        return given
+    env = os.environ.get("REASON_N", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    if env:
+        raise ConfigError(f"REASON_N must be 1 (ask for several samples in one request) or 0, not {env!r}")
+    return default

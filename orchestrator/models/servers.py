@@ -4,7 +4,9 @@ Each speaks OpenAI's chat API (`OpenAIModel`) at its usual local address, or at 
 (`REASON_VLLM_URL=http://gpu-box:8000/v1`); a key, if the server wants one, comes from REASON_SERVER_API_KEY.
 What each is known to do decides how `reason` talks to it (docs/gpu.md has the recipe for starting each):
 - `n`: vLLM and SGLang draw a vote's samples in one request (`OpenAIModel.sample`); llama-server refuses
-  `n` > 1 and Ollama ignores it, so there each sample is its own request, all in flight at once.
+  `n` > 1 ("Only one completion choice is allowed") and Ollama's OpenAI endpoint does not take it (its list
+  of request fields has no `n`), so there each sample is its own request, all in flight at once.
+  REASON_N=1 or =0 overrides this.
 - logprobs: asked for by default where the server returns them on the chat endpoint (vLLM, SGLang,
   llama-server), for `vote:weight=...`; REASON_LOGPROBS=0 turns them off.
 - token counts and prefix caching are the server's own: `usage`, with `prompt_tokens_details.cached_tokens`
@@ -19,7 +21,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.models.base import CallOptions
-from orchestrator.models.openai_compat import OpenAIModel
+from orchestrator.models.openai_compat import OpenAIModel, n_option
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class ServerModel(OpenAIModel):
     """`vllm/MODEL` and the other `SERVERS`: an OpenAI-compatible server that `reason` knows the habits of."""
 
     def __init__(self, name: str, options: CallOptions | None = None, *, base_url: str | None = None,
-                 logprobs: bool | None = None, **settings: Any) -> None:
+                 logprobs: bool | None = None, n: bool | None = None, **settings: Any) -> None:
         server, _, model = name.partition("/")
         if server not in SERVERS or not model:
             raise ConfigError(f"{name!r}: name a server's model as {', '.join(f'{s}/MODEL' for s in SERVERS)}")
@@ -57,5 +59,6 @@ class ServerModel(OpenAIModel):
         if logprobs is None:
             env = os.environ.get("REASON_LOGPROBS", "").strip()
             logprobs = env not in ("", "0") if env else spec.logprobs
-        super().__init__(f"{url}#{model}", options, base_url=url, logprobs=logprobs, **settings)
-        self.name, self.server, self.supports_n = name, server, spec.n
+        super().__init__(f"{url}#{model}", options, base_url=url, logprobs=logprobs, n=n_option(n, spec.n),
+                         **settings)
+        self.name, self.server = name, server

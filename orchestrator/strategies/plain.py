@@ -1,7 +1,8 @@
 """`plain`: the baseline, the question as the only message (no system prompt, plan or reflection).
 
 `answer_once` is also how `vote:sampler=plain` draws its samples: the bare question at the sampling
-temperature, one call each, read by the same parser.
+temperature, one call each, read by the same parser. `answer_many` draws several such samples as one request
+with `n` where the model can (`draws_together`: vLLM, SGLang, OpenAI), each still its own run and trajectory.
 """
 
 from __future__ import annotations
@@ -9,11 +10,35 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.answers import extract_answer
+from orchestrator.config import ReasonConfig
 from orchestrator.errors import BudgetExceeded
 from orchestrator.ledger import call_bound
+from orchestrator.models.base import ChatModel, Completion, Message
 from orchestrator.run import Candidate, Run, Token
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Call, Step
+
+
+def _plain_run(ctx: StrategyContext, sample: int, config: ReasonConfig) -> Run:
+    """The run of plain sample `sample`, its trajectory opened."""
+    return Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
+               trajectory=ctx.trajectory(sample, ctx.sample_header(config, "plain")), ledger=ctx.ledger,
+               budget=ctx.budget, on_event=ctx.on_event, sample=sample)
+
+
+def _seed(config: ReasonConfig, sample: int) -> int | None:
+    return None if config.seed is None else config.seed + 1000 * sample
+
+
+def _answered(ctx: StrategyContext, run: Run, messages: list[Message], c: Completion) -> None:
+    """Record completion `c` as the run's one step and read its answer; the run stops."""
+    call = Call.from_completion(messages, c)
+    step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
+    found = extract_answer(c.text, ctx.kind, strict=c.finish_reason == "length")  # cut off: stated only
+    if found is not None:
+        step.answer, step.normalized = found.text, found.normalized
+        run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
+    run.stop("answered" if found is not None else "no_answer")
 
 
 def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
@@ -21,29 +46,21 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     Config fields may be overridden (a vote's temperature); sample i is seeded `seed + 1000 * i`, as a
     chain's first call is."""
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
-    run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
-              trajectory=ctx.trajectory(sample, ctx.sample_header(config, "plain")), ledger=ctx.ledger,
-              budget=ctx.budget, on_event=ctx.on_event, sample=sample)
+    run = _plain_run(ctx, sample, config)
     try:
-        messages = [{"role": "user", "content": ctx.question}]
-        seed = None if config.seed is None else config.seed + 1000 * sample
+        messages: list[Message] = [{"role": "user", "content": ctx.question}]
         on_token = (lambda t: run.emit("token", Token(t, sample, "think"))) if ctx.streams else None
         bound = call_bound(ctx.model, messages, config.max_tokens_per_call)
         with ctx.ledger.reserve(ctx.budget, phase="think", bound=bound):
             run.emit("call", Token("think", sample, "think"))
             try:
                 c = ctx.model.complete(messages, sample_index=sample, max_tokens=config.max_tokens_per_call,
-                                       temperature=config.temperature, seed=seed, on_token=on_token)
+                                       temperature=config.temperature, seed=_seed(config, sample),
+                                       on_token=on_token)
             finally:
                 run.emit("called", Token("think", sample, "think"))
             ctx.ledger.record(c, "think")
-        call = Call.from_completion(messages, c)
-        step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
-        found = extract_answer(c.text, ctx.kind, strict=c.finish_reason == "length")  # cut off: stated only
-        if found is not None:
-            step.answer, step.normalized = found.text, found.normalized
-            run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
-        run.stop("answered" if found is not None else "no_answer")
+        _answered(ctx, run, messages, c)
     except BudgetExceeded as e:
         run.stop(f"budget_{e.reason}", str(e))
     except KeyboardInterrupt:
@@ -52,6 +69,54 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     finally:
         run.finish()
     return run
+
+
+def draws_together(model: ChatModel) -> bool:
+    """Whether `model` draws several samples of one prompt in one request (`n`: `OpenAIModel.supports_n`)."""
+    return bool(getattr(model, "supports_n", False))
+
+
+def answer_many(ctx: StrategyContext, samples: list[int], **overrides: Any) -> list[Run]:
+    """`answer_once` for each of `samples`, drawn together by `ChatModel.sample` (one request with `n` where
+    the model takes it; the seed of the first sample seeds it). Each sample is its own run with its own
+    trajectory, read as `answer_once` reads it. The budget admits as many as it has room for, each checked
+    as a separate call would be (`Ledger.reserve(clip=True)`); the runs of those admitted come back, in the
+    order of `samples` (the rest are not drawn: the caller may ask for them again). When none is, the first
+    sample's run comes back stopped `budget_<resource>`, as `answer_once`'s would."""
+    config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
+    messages: list[Message] = [{"role": "user", "content": ctx.question}]
+    bound = call_bound(ctx.model, messages, config.max_tokens_per_call, calls=len(samples))
+    runs: list[Run] = []
+    try:
+        with ctx.ledger.reserve(ctx.budget, calls=len(samples), phase="think", bound=bound, clip=True) as k:
+            runs = [_plain_run(ctx, s, config) for s in samples[:k]]
+            for run in runs:
+                run.emit("call", Token("think", run.sample, "think"))
+            seeds: list[Any] = [_seed(config, s) for s in samples[:k]]
+            try:
+                drawn = ctx.model.sample(messages, seeds, max_tokens=config.max_tokens_per_call,
+                                         temperature=config.temperature)
+            finally:
+                for run in runs:
+                    run.emit("called", Token("think", run.sample, "think"))
+            for c in drawn:
+                ctx.ledger.record(c, "think")
+        for run, c in zip(runs, drawn, strict=True):
+            if ctx.streams:  # drawn together, not streamed: the whole text at once
+                run.emit("token", Token(c.text, run.sample, "think"))
+            _answered(ctx, run, messages, c)
+    except BudgetExceeded as e:
+        runs = runs or [_plain_run(ctx, samples[0], config)]
+        for run in runs:
+            run.stop(f"budget_{e.reason}", str(e))
+    except KeyboardInterrupt:
+        for run in runs:
+            run.stop("interrupted")
+        raise
+    finally:
+        for run in runs:
+            run.finish()
+    return runs
 
 
 def solve(ctx: StrategyContext) -> Outcome:

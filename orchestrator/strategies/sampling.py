@@ -124,13 +124,18 @@ def affordable(ctx: StrategyContext, cost: dict[str, float]) -> int | None:
 def run_samples(
     ctx: StrategyContext, indices: list[int], decide: Decide, projection: Projection,
     wanted: Callable[[], int] | None = None, per_index: dict[int, dict[str, Any]] | None = None,
-    runner: Callable[..., Run] | None = None, **overrides: Any,
+    runner: Callable[..., Run] | None = None, batch: Callable[..., list[Run]] | None = None,
+    **overrides: Any,
 ) -> Sampled:
     """Run chains `indices` (config `overrides`, then `per_index[i]` for chain i) until `decide` names a stop
     reason, the budget would be overrun, or all have run ('limit'). `projection`: the loop's cost projection,
     made by the caller before the loop (its `decide` may project too); each finished sample is counted in it
     here. `wanted()`: how many samples to have in flight now (asked before each launch; at least one runs).
-    `runner(index, **overrides)` draws one sample (default: a chain of the state machine, `ctx.run_chain`)."""
+    `runner(index, **overrides)` draws one sample (default: a chain of the state machine, `ctx.run_chain`).
+    `batch(indices, **overrides)` draws a wave of samples together (one request with `n`: `plain.answer_many`)
+    and returns the runs of those the budget admitted (the rest go back to the queue); with it, each launch
+    is one wave of as many samples as `wanted()` asks for and the budget is projected to pay for, and a wave
+    counts as one of the `ctx.parallel` requests in flight (`per_index` does not apply)."""
     out = Sampled()
     queue = list(indices)
     draw = runner or ctx.run_chain
@@ -145,6 +150,24 @@ def run_samples(
             out.errors.append(e)
             return failed_run(ctx, index, e, **options)
 
+    def wave(group: list[int]) -> list[Run]:
+        if batch is None:
+            return [chain(group[0])]
+        try:
+            runs = batch(group, **overrides)
+        except ContextLengthExceeded:
+            raise
+        except ProviderError as e:  # the wave's request failed: each of its samples failed with it
+            out.errors += [e] * len(group)
+            return [failed_run(ctx, index, e, **overrides) for index in group]
+        return runs
+
+    def landed(group: list[int], runs: list[Run]) -> list[Run]:
+        """The runs of a wave, in sample order; the samples the budget did not admit go back to the queue."""
+        drawn = {r.sample for r in runs}
+        queue[:0] = [index for index in group if index not in drawn]
+        return sorted(runs, key=lambda r: r.sample)
+
     def settle(run: Run) -> str | None:
         out.runs.append(run)
         projection.finished += 1
@@ -157,37 +180,55 @@ def run_samples(
         resource = blocked(ctx, projection.cost(), running)
         return f"budget_{resource}" if resource else None
 
-    if ctx.parallel == 1:
-        while queue:
-            if (reason := stop_launching(0)) is not None:
-                out.stop_reason = reason
-                break
-            if (reason := settle(chain(queue.pop(0)))) is not None:
-                out.stop_reason = reason
-                break
-        return _checked(out)
-
     def room() -> int:
         return min(ctx.parallel, max(1, wanted())) if wanted else ctx.parallel
 
+    pending: dict[Future[list[Run]], list[int]] = {}  # waves in flight, each its samples
+
+    def running() -> int:
+        return sum(len(group) for group in pending.values())
+
+    def size() -> int:
+        """The next wave's samples: as many as are wanted and the budget is projected to pay for (one
+        without `batch`)."""
+        if batch is None:
+            return 1
+        take = max(1, (wanted() if wanted else len(queue)) - running())
+        paid = affordable(ctx, projection.cost())
+        return min(take, len(queue), max(1, paid - running()) if paid is not None else take)
+
+    if ctx.parallel == 1:
+        while queue and out.stop_reason == "limit":
+            if (reason := stop_launching(0)) is not None:
+                out.stop_reason = reason
+                break
+            group = queue[:size()]
+            del queue[:len(group)]
+            for run in landed(group, wave(group)):  # a wave's samples are all decided on: they were drawn
+                if (reason := settle(run)) is not None and out.stop_reason == "limit":
+                    out.stop_reason = reason
+        return _checked(out)
+
     reason: str | None = None
     with ThreadPoolExecutor(max_workers=ctx.parallel) as pool:
-        pending: dict[Future[Run], int] = {}
         try:
             while True:
-                while reason is None and queue and len(pending) < room():
-                    if (short := stop_launching(len(pending))) is not None:
+                while reason is None and queue and (len(pending) if batch else running()) < room():
+                    if batch is not None and wanted is not None and pending and running() >= wanted():
+                        break  # the wave in flight is all the rule can use
+                    if (short := stop_launching(running())) is not None:
                         reason = None if pending else short  # with samples in flight, decide again when they end
                         break
-                    index = queue.pop(0)
-                    pending[pool.submit(chain, index)] = index
+                    group = queue[:size()]
+                    del queue[:len(group)]
+                    pending[pool.submit(wave, group)] = group
                 if not pending:
                     break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in sorted(finished, key=lambda f: pending[f]):
-                    pending.pop(future)
-                    found = settle(future.result())
-                    reason = reason or found
+                for future in sorted(finished, key=lambda f: pending[f][0]):
+                    for run in landed(pending.pop(future), future.result()):
+                        found = settle(run)
+                        reason = reason or found
         except BaseException:
             # Ctrl-C here, or a sample's error: the samples in flight are given up (their next call or wait
             # raises `Cancelled`), so leaving this block does not wait for their calls to end.

@@ -21,7 +21,9 @@ own samples, not at a prior chain's, e.g. `auto`'s first), weight (none), sample
 prompt and step format. 'plain': the bare question in one call at the sampling temperature, as the `plain`
 strategy asks it (Wang et al.'s self-consistency over the model's own chain of thought); of the `chain`
 overrides only the fields one call reads apply to it (temperature, max_tokens_per_call, seed). Either way
-the answers are parsed, grouped and counted by our code the same way.
+the answers are parsed, grouped and counted by our code the same way. Where the model takes `n` (vLLM,
+SGLang, OpenAI: `plain.draws_together`), the 'plain' samples the rule wants at once (a wave) go out as one
+request with `n`, clipped to what the budget admits; each is still its own run and trajectory file.
 
 `weight` (one of `orchestrator.confidence.SCORES`, e.g. `mean_conf`): each vote counts the model's own
 confidence in that sample (DeepConf's confidence-weighted voting, Fu et al. 2025; a chain's calls combined by
@@ -43,7 +45,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
-from orchestrator.strategies.plain import answer_once
+from orchestrator.strategies.plain import answer_many, answer_once, draws_together
 from orchestrator.strategies.sampling import Projection, affordable, run_samples, run_tokens
 
 CHEAP = {"plan": False, "reflect": False, "verify": False, "max_attempts": 1}
@@ -94,7 +96,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
     def wanted() -> int:
         return stopping.needed(labels, rule, allowed - len(labels)) + speculate
 
-    sampled = run_samples(ctx, indices, decide, projection, wanted=wanted, runner=draw,
+    sampled = run_samples(ctx, indices, decide, projection, wanted=wanted, runner=draw, batch=waves(ctx),
                           **chain_overrides(ctx))
     runs = [*prior, *sampled.runs]
     found = [run_weight(r, weight) for r in runs] if weight else []
@@ -143,6 +145,14 @@ def sampler(ctx: StrategyContext) -> Callable[..., Run]:
     if name == "plain":
         return lambda index, **overrides: answer_once(ctx, index, **overrides)
     return ctx.run_chain
+
+
+def waves(ctx: StrategyContext) -> Callable[..., list[Run]] | None:
+    """How a wave of samples is drawn together, where it can be: 'plain' samples of a model that takes `n`
+    go out as one request (`plain.answer_many`); None: one request a sample."""
+    if ctx.options.get("sampler", "chain") != "plain" or not draws_together(ctx.model):
+        return None
+    return lambda indices, **overrides: answer_many(ctx, indices, **overrides)
 
 
 def weight_option(ctx: StrategyContext) -> str | None:
