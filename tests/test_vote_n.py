@@ -28,11 +28,11 @@ def clean_env(monkeypatch):
     monkeypatch.setattr(openai_compat, "_NO_N", set())
 
 
-def vote(srv, monkeypatch, server="vllm", budget=None, **options):
+def vote(srv, monkeypatch, server="vllm", budget=None, concurrency=4, **options):
     monkeypatch.setenv(url_variable(server), srv.base_url)
     model = get_model(f"{server}/Qwen/Qwen2.5-7B-Instruct", retry_policy=FAST)
     reasoner = Reasoner(model, "vote", budget=budget, config=ReasonConfig(seed=3, max_tokens_per_call=64),
-                        strategy_options={"sampler": "plain", **options})
+                        strategy_options={"sampler": "plain", **options}, concurrency=concurrency)
     return reasoner.solve(Q)
 
 
@@ -40,9 +40,10 @@ def sample_files(result) -> list[Path]:
     return sorted(Path(result.trajectory_path).glob("sample-*.jsonl"))
 
 
-def test_vllm_gets_a_vote_of_k_plain_samples_as_one_request_with_n(monkeypatch):
+@pytest.mark.parametrize("concurrency", [4, 1])  # one request at a time: still one request for the wave
+def test_vllm_gets_a_vote_of_k_plain_samples_as_one_request_with_n(monkeypatch, concurrency):
     with serve(replies=["The answer is 9."] * 3 + ["The answer is 8."]) as srv:
-        result = vote(srv, monkeypatch, samples=4, rule="none")
+        result = vote(srv, monkeypatch, samples=4, rule="none", concurrency=concurrency)
         bodies = [r.body for r in srv.posts("/v1/chat/completions")]
     assert len(bodies) == 1 and bodies[0]["n"] == 4 and bodies[0]["seed"] == 3  # the first sample's seed
     assert bodies[0]["messages"] == [{"role": "user", "content": Q}]
@@ -83,9 +84,10 @@ def test_adaptive_stopping_draws_its_waves_as_n_requests(monkeypatch):
     assert len(sample_files(result)) == result.samples_used
 
 
-def test_a_calls_budget_clips_n(monkeypatch):
+@pytest.mark.parametrize("concurrency", [4, 1])
+def test_a_calls_budget_clips_n(monkeypatch, concurrency):
     with serve(replies="The answer is 9.") as srv:
-        result = vote(srv, monkeypatch, budget=Budget(max_calls=2), samples=6, rule="none")
+        result = vote(srv, monkeypatch, budget=Budget(max_calls=2), samples=6, rule="none", concurrency=concurrency)
         ns = [r.body.get("n", 1) for r in srv.posts()]
     assert ns == [2] and result.samples_used == 2 and result.usage.calls == 2
     assert result.stop_reason == "budget_calls" and len(sample_files(result)) == 2
@@ -113,3 +115,16 @@ def test_a_server_that_refuses_n_gets_the_vote_one_request_a_sample(monkeypatch,
     assert result.answer == "9" and result.samples_used == 4 and len(sample_files(result)) == 4
     assert again.samples_used == 3
     assert sum("refused n=4" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_cached_model_asks_one_request_a_sample(monkeypatch, tmp_path):
+    """With the disk cache each sample is its own entry (keyed by its index), so each is its own request: a
+    rerun is served from the cache, sample by sample."""
+    with serve(replies="The answer is 9.") as srv:
+        monkeypatch.setenv("REASON_VLLM_URL", srv.base_url)
+        for _ in range(2):
+            reasoner = Reasoner("vllm/m", "vote", cache=tmp_path / "cache", config=ReasonConfig(seed=3),
+                                strategy_options={"sampler": "plain", "samples": 4, "rule": "none"})
+            result = reasoner.solve(Q)
+        ns = [r.body.get("n", 1) for r in srv.posts()]
+    assert ns == [1, 1, 1, 1] and result.answer == "9" and result.usage.calls == 4
