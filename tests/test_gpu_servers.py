@@ -170,3 +170,10 @@ def test_shares_add_up_to_the_total():
     assert sorted(shares(10, [1, 1, 1])) == [3, 3, 4]
     assert shares(7, [0, 0]) in ([4, 3], [3, 4])
     assert shares(100, [1, 3]) == [25, 75]
+
+
+def test_an_n_reply_without_choices_is_retried(monkeypatch):
+    with serve(replies=REPLIES, faults=["empty_choices"]) as srv:
+        completions = server_model(srv, monkeypatch).sample(USER, [1, 2, 3, 4])
+        ns = [r.body.get("n") for r in srv.posts()]
+    assert ns == [4, 4] and len(completions) == 4  # the malformed reply, then the same request again

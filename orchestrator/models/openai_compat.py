@@ -280,15 +280,18 @@ class OpenAIModel(RemoteModel):
         req = {**self._request(messages, self.options.merged(**{**options, "seed": seeds[0]})), "n": len(seeds)}
         start = time.perf_counter()
 
-        def attempt() -> Any:
+        def attempt() -> Any:  # the reply is checked inside the attempt: one without choices is retried
             try:
                 with _malformed(self.name):
-                    return self._client().post("/chat/completions", body=req, cast_to=ChatCompletion,
-                                               options=self._request_options())
+                    response = self._client().post("/chat/completions", body=req, cast_to=ChatCompletion,
+                                                   options=self._request_options())
             except Exception as exc:
                 if refuses_n(exc):
                     raise NRefused(str(exc)) from None  # not retried: the same request is refused again
                 raise
+            if not isinstance(getattr(response, "choices", None), list) or not response.choices:
+                raise MalformedResponse(f"{self.name}: the response has no choices")
+            return response
 
         try:
             response = limits.bounded(lambda: retry.call(attempt, self.retry, [self.api_key]))
@@ -304,12 +307,10 @@ class OpenAIModel(RemoteModel):
 
     def _choices(self, response: Any, n: int, start: float) -> list[Completion]:
         """The completions of a reply to an `n` request, with the server's counts split between them."""
-        choices = sorted(getattr(response, "choices", None) or [], key=lambda c: c.index)[:n]
-        if not choices:
-            raise MalformedResponse(f"{self.name}: the response has no choices")
+        choices = sorted(response.choices, key=lambda c: c.index)[:n]
         usage = usage_of(response.usage)
         lengths = [len(c.logprobs.content) if c.logprobs and c.logprobs.content else None for c in choices]
-        by_logprobs = None not in lengths and sum(lengths) <= usage.completion_tokens  # type: ignore[arg-type]
+        by_logprobs = None not in lengths
         generated = lengths if by_logprobs else shares(
             usage.completion_tokens, [len(c.message.content or "") for c in choices])
         reported = reported_cost(response.usage)
