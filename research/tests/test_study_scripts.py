@@ -48,3 +48,25 @@ def test_lost_rows_are_rebuilt_from_the_trajectories(tmp_path):
     assert module.recover(out, arm, since="99999999") == []  # outside the time window
     with pytest.raises(SystemExit, match="several trajectories"):
         module.recover(out, f"{srv.model('m')}|vote|")
+
+
+def test_seed_runs_tallies_each_seed_and_resumes(tmp_path, capsys):
+    from research import seed_runs
+
+    def reply(messages):
+        if "Python program" in messages[-1]["content"]:
+            return "```python\nprint(17 * 23)\n```"
+        return "17 * 23 = 391. The answer is 391."
+
+    rows = tmp_path / "rows.jsonl"
+    with serve(replies=reply) as srv:
+        argv = ["What is 17 * 23?", "--seeds", "2", "--gold", "391", "--model", srv.model("m"), "--out", str(rows)]
+        assert seed_runs.main(argv) == 0
+        first = capsys.readouterr().out
+        assert "right 2/2 (gold 391)" in first and "{'391': 2}" in first
+        assert [json.loads(line)["seed"] for line in rows.read_text().splitlines()] == [0, 1]
+        calls = len(srv.requests)
+        assert seed_runs.main([*argv[:2], "3", *argv[3:]]) == 0  # seeds 0 and 1 are read back, 2 is run
+        assert [json.loads(line)["seed"] for line in rows.read_text().splitlines()] == [0, 1, 2]
+        assert 0 < len(srv.requests) - calls <= calls // 2 + 2
+        assert "3 seeds" in capsys.readouterr().out
