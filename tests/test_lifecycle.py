@@ -1,0 +1,83 @@
+"""One lifecycle for every driver of a chain: each way a model call fails ends its trajectory the same way."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from sandbox_support import needs_bwrap
+
+from orchestrator import ReasonConfig, Reasoner, ScriptedModel
+from orchestrator.errors import Cancelled, ContextLengthExceeded
+
+Q = "What is 17 * 23?"
+DRIVERS = ["chain", "plain", "beam", "crosscheck"]  # run_machine, answer_once, the beam's tree, crosscheck's samples
+
+
+def ends(path: str | Path) -> list[dict]:
+    """The end records of a run's trajectory files (one file, or a folder of them)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.glob("*.jsonl"))
+    return [json.loads(f.read_text(encoding="utf-8").splitlines()[-1]) for f in files]
+
+
+@pytest.mark.parametrize("strategy", DRIVERS)
+def test_a_failing_provider_ends_every_driver_with_the_same_error_record(tmp_path, strategy):
+    def boom(messages):
+        raise ConnectionError("server went away")
+
+    reasoner = Reasoner(ScriptedModel(boom), strategy, runs_dir=tmp_path, concurrency=1, tools=False,
+                        config=ReasonConfig(plan=False))
+    with pytest.raises(ConnectionError):
+        reasoner.solve(Q)
+    (run,) = tmp_path.iterdir()
+    found = ends(run)
+    assert found and all(e["type"] == "end" for e in found)
+    assert {(e["stop_reason"], e["error"]) for e in found} == {("error", "ConnectionError: server went away")}
+
+
+@pytest.mark.parametrize("strategy", DRIVERS)
+def test_a_cancel_ends_every_driver_interrupted_without_an_error(tmp_path, strategy):
+    cancel = threading.Event()
+    cancel.set()
+    reasoner = Reasoner(ScriptedModel(["Final answer: 391"]), strategy, runs_dir=tmp_path, tools=False)
+    with pytest.raises(Cancelled) as caught:
+        reasoner.solve(Q, cancel=cancel)
+    found = ends(caught.value.trajectory_path)
+    assert found and {(e["stop_reason"], e["error"]) for e in found} == {("interrupted", None)}
+
+
+@pytest.mark.parametrize("strategy", DRIVERS)
+def test_a_first_call_that_does_not_fit_is_raised_by_every_driver(tmp_path, strategy):
+    def refuse(messages):
+        raise ContextLengthExceeded("the prompt does not fit")
+
+    reasoner = Reasoner(ScriptedModel(refuse), strategy, runs_dir=tmp_path, concurrency=1, tools=False)
+    with pytest.raises(ContextLengthExceeded):
+        reasoner.solve(Q)
+    (run,) = tmp_path.iterdir()
+    assert {e["stop_reason"] for e in ends(run)} == {"error"}
+
+
+@needs_bwrap
+def test_a_program_that_outgrows_the_window_stops_like_a_chain_and_the_solve_goes_on(tmp_path):
+    # the first program fails; its correction no longer fits the context window: that sample stops
+    # `context_length` (as a chain would), and the prose answer still stands
+    def reply(messages):
+        asked = str(messages[-1]["content"])
+        if "corrected program" in asked:
+            raise ContextLengthExceeded("the corrected program's prompt does not fit")
+        if "Python program" in asked:
+            return "```python\nprint(1 / 0)\n```"
+        return "17 * 23 = 391. Final answer: 391"
+
+    reasoner = Reasoner(ScriptedModel(reply), "crosscheck", runs_dir=tmp_path, tools=True,
+                        strategy_options={"rounds": 1})
+    result = reasoner.solve(Q)
+    assert result.answer == "391"
+    program = next(s for s in result.details["samples"] if s["source"] == "program")
+    assert program["stop_reason"] == "context_length"
+    stopped = [e for e in ends(result.trajectory_path) if e["stop_reason"] == "context_length"]
+    assert len(stopped) == 1 and "does not fit" in stopped[0]["error"]
