@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.answers import guess_kind
 from orchestrator.config import ReasonConfig
-from orchestrator.errors import ConfigError, Interrupted, ReasonError
+from orchestrator.errors import ConfigError, Interrupted, ReasonError, SolveFailed
 from orchestrator.ledger import Budget, Ledger, Totals
 from orchestrator.models import DEFAULT_MODEL, get_model
 from orchestrator.models.base import CallOptions, ChatModel
@@ -172,8 +172,24 @@ class Reasoner:
               cancel: threading.Event | None = None) -> Result:
         """Answer one question with the configured strategy and budget. Setting `cancel` (from another
         thread) gives the solve up: its calls in flight are abandoned and it raises `Interrupted` (a `Cancelled`)
-        carrying the best answer so far; so does Ctrl-C. Every trajectory ends `interrupted`."""
-        question = self._check_question(question)
+        carrying the best answer so far; so does Ctrl-C. Every trajectory ends `interrupted`. Any other error
+        is raised as it is (its trajectory is on disk, ended `error`)."""
+        return self._solve(question, on_event, cancel, wrap=False)
+
+    def attempt(self, question: str, on_event: EventHandler | None = None,
+                cancel: threading.Event | None = None) -> Result:
+        """As `solve`, but an error is raised as `SolveFailed`, which carries it with what the solve had spent
+        and where its trajectory is (what `reason bench` records for a failed problem)."""
+        return self._solve(question, on_event, cancel, wrap=True)
+
+    def _solve(self, question: str, on_event: EventHandler | None, cancel: threading.Event | None,
+               wrap: bool) -> Result:
+        try:
+            question = self._check_question(question)
+        except ConfigError as e:
+            if wrap:  # refused before anything was spent or saved
+                raise SolveFailed(e, Totals(), None) from e
+            raise
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
         ledger = Ledger(cancel=cancel or threading.Event())  # an event even so: Ctrl-C sets it
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -195,13 +211,10 @@ class Reasoner:
             assert ledger.cancel is not None
             ledger.cancel.set()  # nothing more starts, in any chain
             partial = self._partial(ctx, start)
-            interrupted = Interrupted(str(e) or "interrupted", partial)
-            interrupted.trajectory_path, interrupted.usage = partial.trajectory_path, partial.usage  # type: ignore[attr-defined]
-            raise interrupted from None
-        except BaseException as e:
-            # The trajectory is on disk whatever happened; callers (the CLI) name it in their error line.
-            e.trajectory_path = str(ctx.trajectory_path) if ctx.trajectory_path else None  # type: ignore[attr-defined]
-            e.usage = ledger.totals()  # type: ignore[attr-defined]  # what the failed solve spent, for its accounting
+            raise Interrupted(str(e) or "interrupted", partial) from None
+        except Exception as e:
+            if wrap:  # the trajectory is on disk whatever happened, and the ledger says what the solve spent
+                raise SolveFailed(e, ledger.totals(), str(ctx.trajectory_path) if ctx.trajectory_path else None) from e
             raise
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer

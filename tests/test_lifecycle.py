@@ -10,7 +10,7 @@ import pytest
 from sandbox_support import needs_bwrap
 
 from orchestrator import ReasonConfig, Reasoner, ScriptedModel
-from orchestrator.errors import Cancelled, ContextLengthExceeded
+from orchestrator.errors import Cancelled, ConfigError, ContextLengthExceeded, Interrupted, SolveFailed
 
 Q = "What is 17 * 23?"
 DRIVERS = ["chain", "plain", "beam", "crosscheck"]  # run_machine, answer_once, the beam's tree, crosscheck's samples
@@ -81,3 +81,41 @@ def test_a_program_that_outgrows_the_window_stops_like_a_chain_and_the_solve_goe
     assert program["stop_reason"] == "context_length"
     stopped = [e for e in ends(result.trajectory_path) if e["stop_reason"] == "context_length"]
     assert len(stopped) == 1 and "does not fit" in stopped[0]["error"]
+
+
+def test_attempt_raises_a_typed_failure_with_what_the_solve_spent_and_solve_raises_the_error(tmp_path):
+    def gone(messages):
+        raise ConnectionError("server went away")
+
+    reasoner = Reasoner(ScriptedModel(["Step 1: 17 * 23.", gone]), "chain", runs_dir=tmp_path,
+                        config=ReasonConfig(reflect=False, plan=False))
+    with pytest.raises(SolveFailed) as caught:
+        reasoner.attempt(Q)
+    failed = caught.value
+    assert isinstance(failed.error, ConnectionError) and failed.__cause__ is failed.error
+    assert str(failed) == "ConnectionError: server went away"
+    assert failed.usage.calls == 1 and Path(failed.trajectory_path).is_file()
+    assert ends(failed.trajectory_path)[0]["stop_reason"] == "error"
+    again = Reasoner(ScriptedModel(["Step 1: 17 * 23.", gone]), "chain", runs_dir=tmp_path,
+                     config=ReasonConfig(reflect=False, plan=False))
+    with pytest.raises(ConnectionError) as raised:
+        again.solve(Q)
+    assert not hasattr(raised.value, "usage") and not hasattr(raised.value, "trajectory_path")
+
+
+def test_attempt_reports_a_refused_question_as_a_failure_that_spent_nothing():
+    with pytest.raises(SolveFailed) as caught:
+        Reasoner(ScriptedModel(["x"]), "plain").attempt("   ")
+    assert isinstance(caught.value.error, ConfigError) and caught.value.usage.calls == 0
+    assert caught.value.trajectory_path is None
+
+
+def test_an_interrupted_solve_carries_its_result_usage_and_path_as_typed_fields(tmp_path):
+    cancel = threading.Event()
+    model = ScriptedModel(["Step 1: thinking."], repeat_last=True)
+    reasoner = Reasoner(model, "chain", runs_dir=tmp_path)
+    with pytest.raises(Interrupted) as caught:
+        reasoner.solve(Q, on_event=lambda kind, payload: cancel.set() if kind == "step" else None, cancel=cancel)
+    stopped = caught.value
+    assert stopped.usage is stopped.result.usage and stopped.usage.calls == 1
+    assert stopped.trajectory_path == stopped.result.trajectory_path and Path(stopped.trajectory_path).is_file()
