@@ -128,9 +128,7 @@ class Reasoner:
         get_strategy(strategy)  # fail early on a bad name
         check_options(strategy, dict(strategy_options or {}))  # and on a bad option, before any call
         updates = {k: v for k, v in {"tools": tools, "sandbox": sandbox}.items() if v is not None}
-        self.config = (config or ReasonConfig()).model_copy(update=updates)
-        if self.config.tools is None:  # on wherever the sandbox can start; else one notice and no code
-            self.config = self.config.model_copy(update={"tools": sandbox_problem(self.config.sandbox) is None})
+        self.config = (config or ReasonConfig()).model_copy(update=updates)  # tools None: see `tools`
         self.strategy = strategy
         self.budget = budget or Budget()
         self.model = model if isinstance(model, ChatModel) else get_model(
@@ -148,6 +146,15 @@ class Reasoner:
         self.concurrency = concurrency
         self.on_event = on_event
         self.stream_tokens = stream_tokens
+
+    @property
+    def tools(self) -> bool:
+        """Whether solves may run code: as configured, else (tools None) wherever the sandbox starts. That is
+        probed the first time a solve needs to know, once per process (`sandbox_problem`: one notice when it
+        cannot start), not when the `Reasoner` is made."""
+        if self.config.tools is None:
+            self.config = self.config.model_copy(update={"tools": sandbox_problem(self.config.sandbox) is None})
+        return bool(self.config.tools)
 
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -191,6 +198,7 @@ class Reasoner:
                 raise SolveFailed(e, Totals(), None) from e
             raise
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
+        make_sandbox = self._sandbox_factory()  # settles tools=None (a probe) before the config is recorded
         ledger = Ledger(cancel=cancel or threading.Event())  # an event even so: Ctrl-C sets it
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = self.runs_dir / f"{stamp}-{uuid.uuid4().hex[:8]}" if self.save_trajectory else None
@@ -201,7 +209,7 @@ class Reasoner:
         ctx = StrategyContext(
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,
             ledger=ledger, header=header, trajectory_dir=folder, single_file=self.strategy in ("chain", "plain"),
-            make_sandbox=self._sandbox_factory(), on_event=on_event or self.on_event,
+            make_sandbox=make_sandbox, on_event=on_event or self.on_event,
             stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.strategy_options,
         )
         start = time.monotonic()
@@ -284,7 +292,7 @@ class Reasoner:
         yield "result", box["result"]
 
     def _sandbox_factory(self):
-        if not self.config.tools:
+        if not self.tools:
             return None
         kind = self.config.sandbox
 
