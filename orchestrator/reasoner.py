@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import threading
@@ -50,9 +49,6 @@ def sandbox_problem(kind: str) -> str | None:
                 log.warning("reason: the %s code sandbox is unavailable: %s%s; answering without running code "
                             "(--no-tools silences this)", kind, _SANDBOX_PROBES[kind], hint)
         return _SANDBOX_PROBES[kind]
-
-SOLVE_FILE = "solve.json"  # a several-chain solve's outcome (stop reason, tally, totals), read by `reason logs`
-
 
 UNKNOWN_WINDOW_CHARS = 1_000_000  # the longest question sent to a model whose context window is unknown
 
@@ -227,13 +223,6 @@ class Reasoner:
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer
         verified, evidence = judge_evidence(outcome)
-        if folder is not None and not ctx.single_file:  # the decision beside its samples, for export and view
-            from orchestrator.solves import write_outcome
-
-            write_outcome(folder, {"strategy": self.strategy, "options": self.strategy_options,
-                                   "stop_reason": outcome.stop_reason, "answer": answer.answer if answer else None,
-                                   "samples_used": outcome.samples_used, "samples_allowed": outcome.samples_allowed,
-                                   "details": outcome.details})
         result = Result(
             question=question, answer=answer.answer if answer else None,
             normalized=answer.normalized if answer else None, kind=kind, model=self.model.name,
@@ -243,9 +232,11 @@ class Reasoner:
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
             error=outcome.error, verified=verified, evidence=evidence,
         )
-        if folder is not None and folder.is_dir():  # a several-chain solve: its own outcome beside the samples
+        if folder is not None and folder.is_dir():  # a several-chain solve: its outcome beside its samples
+            from orchestrator.solves import write_outcome  # for `reason logs`, `replay`, `view` and `export`
+
             summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
-            (folder / SOLVE_FILE).write_text(json.dumps(summary, ensure_ascii=False, default=str), encoding="utf-8")
+            write_outcome(folder, {**summary, "options": self.strategy_options})
         return result
 
     def _partial(self, ctx: StrategyContext, start: float) -> Result:
