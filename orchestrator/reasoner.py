@@ -23,6 +23,7 @@ from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.models.device import describe
 from orchestrator.run import Candidate, EventHandler, Run
 from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
+from orchestrator.strategies import stopping
 from orchestrator.strategies.options import check_options
 from orchestrator.trajectory import Step, default_runs_dir
 
@@ -312,10 +313,10 @@ def judge_evidence(outcome: Outcome) -> tuple[bool | None, str | None]:
     if isinstance(found, dict):
         return answer.verified, str(found.get("summary"))
     votes = outcome.details.get("votes")
-    if isinstance(votes, dict) and votes:
-        counted = sum(votes.values())
-        best = max(votes.values())
-        return (True if answer.verified else None), f"{best} of {counted} samples agree"
+    samples = outcome.details.get("samples") or outcome.details.get("candidates") or []
+    ranked = stopping.tally([s.get("label") for s in samples]) if isinstance(votes, dict) and votes else []
+    if ranked:  # the samples' answers, counted as the strategies count them
+        return (True if answer.verified else None), f"{ranked[0][1]} of {sum(n for _, n in ranked)} samples agree"
     run = next((r for r in outcome.runs if r.final is not None and r.final.normalized == answer.normalized),
                outcome.runs[0] if outcome.runs else None)
     how = run.verification if run is not None and run.config.verify else None
