@@ -119,3 +119,28 @@ def test_an_interrupted_solve_carries_its_result_usage_and_path_as_typed_fields(
     stopped = caught.value
     assert stopped.usage is stopped.result.usage and stopped.usage.calls == 1
     assert stopped.trajectory_path == stopped.result.trajectory_path and Path(stopped.trajectory_path).is_file()
+
+
+def test_samples_drawn_together_end_as_one_chain_would_when_their_request_fails(tmp_path, monkeypatch):
+    # vLLM takes `n`: a vote's plain samples are one request; it keeps coming back malformed, so every
+    # sample's own trajectory ends `error` naming the failure, as a single chain's would
+    from fake_openai_server import serve
+
+    from orchestrator.errors import MalformedResponse
+    from orchestrator.models import get_model, openai_compat
+    from orchestrator.models.retry import RetryPolicy
+    from orchestrator.models.servers import url_variable
+
+    monkeypatch.setattr(openai_compat, "_NO_N", set())
+    with serve(replies=["The answer is 9."], faults=["garbage"] * 20) as srv:
+        monkeypatch.setenv(url_variable("vllm"), srv.base_url)
+        model = get_model("vllm/Qwen/Qwen2.5-7B-Instruct", retry_policy=RetryPolicy(attempts=2, base_wait=0.01))
+        reasoner = Reasoner(model, "vote", runs_dir=tmp_path, tools=False,
+                            strategy_options={"sampler": "plain", "samples": 3, "rule": "none"})
+        with pytest.raises(MalformedResponse):
+            reasoner.solve(Q)
+        assert srv.posts("/v1/chat/completions")[0].body["n"] == 3
+    (run,) = tmp_path.iterdir()
+    found = ends(run)
+    assert len(found) == 3 and {e["stop_reason"] for e in found} == {"error"}
+    assert all(e["error"].startswith("MalformedResponse: ") for e in found)
