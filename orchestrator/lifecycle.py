@@ -1,7 +1,8 @@
 """How a chain ends when its model calls raise: one mapping from exceptions to stop reasons.
 
-Every driver of a `Run` (the state machine, `plain`, `crosscheck`'s programs, `beam`'s tree) runs its calls
-inside `lifecycle(run)`, so each way of ending reads the same in every trajectory's `end` record:
+Every driver of a `Run` (the state machine, `plain`'s calls, one or several drawn together, `crosscheck`'s
+programs, `beam`'s tree; `beam`'s nodes ask `stop_reason`) runs its calls inside `lifecycle(run)`, so each way
+of ending reads the same in every trajectory's `end` record:
 
 - `BudgetExceeded`: the chain stops `budget_<resource>` with the best answer it has; nothing is raised;
 - `ContextLengthExceeded` once the chain has steps: it outgrew the window and stops `context_length`, like a
