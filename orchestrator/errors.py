@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.ledger import Totals
+    from orchestrator.reasoner import Result
+
 
 class ReasonError(Exception):
     """Base class for errors `reason` reports to the user with a one-line message."""
@@ -46,9 +52,29 @@ class Interrupted(Cancelled):
     """A solve given up (Ctrl-C, SIGTERM, a cancel) with what it had found by then: `result`, a `Result`
     whose stop reason is `interrupted` and whose answer is the best so far (None if it had none)."""
 
-    def __init__(self, message: str, result: object) -> None:
+    def __init__(self, message: str, result: Result) -> None:
         super().__init__(message)
         self.result = result
+
+    @property
+    def usage(self) -> Totals:
+        """What the solve had spent when it was given up."""
+        return self.result.usage
+
+    @property
+    def trajectory_path(self) -> str | None:
+        """Where its trajectory is (a file, or a folder of samples); None when none was saved."""
+        return self.result.trajectory_path
+
+
+class SolveFailed(Exception):
+    """A solve that raised `error`, with what it had spent (`usage`) and where its trajectory is
+    (`trajectory_path`). Raised by `Reasoner.attempt`, for callers that account for failed solves (a bench row);
+    `Reasoner.solve` raises the error itself."""
+
+    def __init__(self, error: Exception, usage: Totals, trajectory_path: str | None) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error, self.usage, self.trajectory_path = error, usage, trajectory_path
 
 
 class BudgetExceeded(ReasonError):

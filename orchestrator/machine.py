@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from orchestrator import states
-from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
+from orchestrator.lifecycle import lifecycle
 from orchestrator.run import Run
 from orchestrator.trajectory import Step
 
@@ -91,13 +91,10 @@ def next_state(state: State, step: Step, run: Run) -> State:
 
 
 def run_machine(run: Run) -> Run:
-    """Drive `run` from PLAN to STOP. The trajectory is on disk at every step, whatever happens.
-
-    A chain whose growing prompt no longer fits the model's context window stops with `context_length` and
-    the best answer it has (like a budget stop), so that one runaway sample of a vote does not end the
-    solve; if its very first call does not fit, that is an error and is raised."""
+    """Drive `run` from PLAN to STOP. The trajectory is on disk at every step, whatever happens; how an
+    exception ends it (a budget stop, a chain that outgrew the context window, an error) is `lifecycle`'s."""
     state = State.PLAN if run.config.plan else State.THINK
-    try:
+    with lifecycle(run):
         while state != State.STOP:
             if run.transitions >= run.max_transitions:
                 run.stop("step_limit")
@@ -107,19 +104,4 @@ def run_machine(run: Run) -> Run:
             state = next_state(state, step, run)
             if state == State.STOP and run.stop_reason is None:
                 run.stop("format_errors" if step.kind == "format_error" else "answered")
-    except BudgetExceeded as e:
-        run.stop(f"budget_{e.reason}", str(e))
-    except ContextLengthExceeded as e:
-        if not run.trajectory.steps:  # the question and instructions alone do not fit: an error, not a stop
-            run.stop("error", f"{type(e).__name__}: {e}")
-            raise
-        run.stop("context_length", str(e))  # the chain outgrew the window: stop with what it has
-    except KeyboardInterrupt:
-        run.stop("interrupted")
-        raise
-    except Exception as e:
-        run.stop("error", f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        run.finish()
     return run

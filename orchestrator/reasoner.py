@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import threading
@@ -17,13 +16,14 @@ from typing import Any
 
 from orchestrator.answers import guess_kind
 from orchestrator.config import ReasonConfig
-from orchestrator.errors import ConfigError, Interrupted, ReasonError
+from orchestrator.errors import ConfigError, Interrupted, ReasonError, SolveFailed
 from orchestrator.ledger import Budget, Ledger, Totals
 from orchestrator.models import DEFAULT_MODEL, get_model
 from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.models.device import describe
 from orchestrator.run import Candidate, EventHandler, Run
 from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
+from orchestrator.strategies import stopping
 from orchestrator.strategies.options import check_options
 from orchestrator.trajectory import Step, default_runs_dir
 
@@ -50,9 +50,6 @@ def sandbox_problem(kind: str) -> str | None:
                 log.warning("reason: the %s code sandbox is unavailable: %s%s; answering without running code "
                             "(--no-tools silences this)", kind, _SANDBOX_PROBES[kind], hint)
         return _SANDBOX_PROBES[kind]
-
-SOLVE_FILE = "solve.json"  # a several-chain solve's outcome (stop reason, tally, totals), read by `reason logs`
-
 
 UNKNOWN_WINDOW_CHARS = 1_000_000  # the longest question sent to a model whose context window is unknown
 
@@ -128,9 +125,7 @@ class Reasoner:
         get_strategy(strategy)  # fail early on a bad name
         check_options(strategy, dict(strategy_options or {}))  # and on a bad option, before any call
         updates = {k: v for k, v in {"tools": tools, "sandbox": sandbox}.items() if v is not None}
-        self.config = (config or ReasonConfig()).model_copy(update=updates)
-        if self.config.tools is None:  # on wherever the sandbox can start; else one notice and no code
-            self.config = self.config.model_copy(update={"tools": sandbox_problem(self.config.sandbox) is None})
+        self.config = (config or ReasonConfig()).model_copy(update=updates)  # tools None: see `tools`
         self.strategy = strategy
         self.budget = budget or Budget()
         self.model = model if isinstance(model, ChatModel) else get_model(
@@ -148,6 +143,15 @@ class Reasoner:
         self.concurrency = concurrency
         self.on_event = on_event
         self.stream_tokens = stream_tokens
+
+    @property
+    def tools(self) -> bool:
+        """Whether solves may run code: as configured, else (tools None) wherever the sandbox starts. That is
+        probed the first time a solve needs to know, once per process (`sandbox_problem`: one notice when it
+        cannot start), not when the `Reasoner` is made."""
+        if self.config.tools is None:
+            self.config = self.config.model_copy(update={"tools": sandbox_problem(self.config.sandbox) is None})
+        return bool(self.config.tools)
 
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -172,9 +176,26 @@ class Reasoner:
               cancel: threading.Event | None = None) -> Result:
         """Answer one question with the configured strategy and budget. Setting `cancel` (from another
         thread) gives the solve up: its calls in flight are abandoned and it raises `Interrupted` (a `Cancelled`)
-        carrying the best answer so far; so does Ctrl-C. Every trajectory ends `interrupted`."""
-        question = self._check_question(question)
+        carrying the best answer so far; so does Ctrl-C. Every trajectory ends `interrupted`. Any other error
+        is raised as it is (its trajectory is on disk, ended `error`)."""
+        return self._solve(question, on_event, cancel, wrap=False)
+
+    def attempt(self, question: str, on_event: EventHandler | None = None,
+                cancel: threading.Event | None = None) -> Result:
+        """As `solve`, but an error is raised as `SolveFailed`, which carries it with what the solve had spent
+        and where its trajectory is (what `reason bench` records for a failed problem)."""
+        return self._solve(question, on_event, cancel, wrap=True)
+
+    def _solve(self, question: str, on_event: EventHandler | None, cancel: threading.Event | None,
+               wrap: bool) -> Result:
+        try:
+            question = self._check_question(question)
+        except ConfigError as e:
+            if wrap:  # refused before anything was spent or saved
+                raise SolveFailed(e, Totals(), None) from e
+            raise
         kind = guess_kind(question) if self.config.kind == "auto" else self.config.kind
+        make_sandbox = self._sandbox_factory()  # settles tools=None (a probe) before the config is recorded
         ledger = Ledger(cancel=cancel or threading.Event())  # an event even so: Ctrl-C sets it
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = self.runs_dir / f"{stamp}-{uuid.uuid4().hex[:8]}" if self.save_trajectory else None
@@ -185,7 +206,7 @@ class Reasoner:
         ctx = StrategyContext(
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,
             ledger=ledger, header=header, trajectory_dir=folder, single_file=self.strategy in ("chain", "plain"),
-            make_sandbox=self._sandbox_factory(), on_event=on_event or self.on_event,
+            make_sandbox=make_sandbox, on_event=on_event or self.on_event,
             stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.strategy_options,
         )
         start = time.monotonic()
@@ -195,24 +216,14 @@ class Reasoner:
             assert ledger.cancel is not None
             ledger.cancel.set()  # nothing more starts, in any chain
             partial = self._partial(ctx, start)
-            interrupted = Interrupted(str(e) or "interrupted", partial)
-            interrupted.trajectory_path, interrupted.usage = partial.trajectory_path, partial.usage  # type: ignore[attr-defined]
-            raise interrupted from None
-        except BaseException as e:
-            # The trajectory is on disk whatever happened; callers (the CLI) name it in their error line.
-            e.trajectory_path = str(ctx.trajectory_path) if ctx.trajectory_path else None  # type: ignore[attr-defined]
-            e.usage = ledger.totals()  # type: ignore[attr-defined]  # what the failed solve spent, for its accounting
+            raise Interrupted(str(e) or "interrupted", partial) from None
+        except Exception as e:
+            if wrap:  # the trajectory is on disk whatever happened, and the ledger says what the solve spent
+                raise SolveFailed(e, ledger.totals(), str(ctx.trajectory_path) if ctx.trajectory_path else None) from e
             raise
         steps = [s for run in outcome.runs for s in run.trajectory.steps]
         answer = outcome.answer
         verified, evidence = judge_evidence(outcome)
-        if folder is not None and not ctx.single_file:  # the decision beside its samples, for export and view
-            from orchestrator.solves import write_outcome
-
-            write_outcome(folder, {"strategy": self.strategy, "options": self.strategy_options,
-                                   "stop_reason": outcome.stop_reason, "answer": answer.answer if answer else None,
-                                   "samples_used": outcome.samples_used, "samples_allowed": outcome.samples_allowed,
-                                   "details": outcome.details})
         result = Result(
             question=question, answer=answer.answer if answer else None,
             normalized=answer.normalized if answer else None, kind=kind, model=self.model.name,
@@ -222,9 +233,11 @@ class Reasoner:
             samples_allowed=outcome.samples_allowed, phases=ledger.by_phase(), details=outcome.details,
             error=outcome.error, verified=verified, evidence=evidence,
         )
-        if folder is not None and folder.is_dir():  # a several-chain solve: its own outcome beside the samples
+        if folder is not None and folder.is_dir():  # a several-chain solve: its outcome beside its samples
+            from orchestrator.solves import write_outcome  # for `reason logs`, `replay`, `view` and `export`
+
             summary = {k: v for k, v in result.to_dict().items() if k != "steps"}
-            (folder / SOLVE_FILE).write_text(json.dumps(summary, ensure_ascii=False, default=str), encoding="utf-8")
+            write_outcome(folder, {**summary, "options": self.strategy_options})
         return result
 
     def _partial(self, ctx: StrategyContext, start: float) -> Result:
@@ -271,7 +284,7 @@ class Reasoner:
         yield "result", box["result"]
 
     def _sandbox_factory(self):
-        if not self.config.tools:
+        if not self.tools:
             return None
         kind = self.config.sandbox
 
@@ -300,10 +313,10 @@ def judge_evidence(outcome: Outcome) -> tuple[bool | None, str | None]:
     if isinstance(found, dict):
         return answer.verified, str(found.get("summary"))
     votes = outcome.details.get("votes")
-    if isinstance(votes, dict) and votes:
-        counted = sum(votes.values())
-        best = max(votes.values())
-        return (True if answer.verified else None), f"{best} of {counted} samples agree"
+    samples = outcome.details.get("samples") or outcome.details.get("candidates") or []
+    ranked = stopping.tally([s.get("label") for s in samples]) if isinstance(votes, dict) and votes else []
+    if ranked:  # the samples' answers, counted as the strategies count them
+        return (True if answer.verified else None), f"{ranked[0][1]} of {sum(n for _, n in ranked)} samples agree"
     run = next((r for r in outcome.runs if r.final is not None and r.final.normalized == answer.normalized),
                outcome.runs[0] if outcome.runs else None)
     how = run.verification if run is not None and run.config.verify else None

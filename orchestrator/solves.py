@@ -3,9 +3,12 @@
 What `reason export` turns into training data and `reason view` draws. A run on disk is a trajectory file
 (`chain`, `plain`), a folder of `sample-NNN.jsonl` (`vote`, `best-of-n`, `auto`) or a folder with one file
 holding every node of a `beam`; `outcome.json` beside the samples (written by `Reasoner.solve`) keeps the
-strategy's decision (tally, stop rule, tree). Without it (runs saved before it existed) the tally is counted
-again and a beam's tree is read from the prompts: a node's parent is the latest node whose think step is in
-its prompt. A bench folder (`results.jsonl`, `run.json`) adds the gold answer and the dataset to each solve.
+solve's outcome: the result as `--json` prints it, without the steps (the strategy's decision: tally, stop
+rule, tree, in `details`), and the strategy's options. Runs saved before it held all of that have the
+decision in `outcome.json` and the result in `solve.json`; `read_outcome` reads either or both. Without
+either the tally is counted again and a beam's tree is read from the prompts: a node's parent is the latest
+node whose think step is in its prompt. A bench folder (`results.jsonl`, `run.json`) adds the gold answer
+and the dataset to each solve.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from orchestrator.answers import group, same_answer
 from orchestrator.trajectory import Step, load_trajectory
 
 OUTCOME = "outcome.json"
+OLD_RESULT = "solve.json"  # the result half of the outcome, in run folders saved before it was one file
 STEP_KINDS = ("think", "act")  # the model's own reasoning; reflections and checks are about it
 
 
@@ -102,9 +106,31 @@ class Solve:
 
 
 def write_outcome(folder: Path, record: dict[str, Any]) -> None:
-    """Keep a strategy's decision beside its sample files (ignored when the folder was never made)."""
+    """Keep a solve's outcome beside its sample files (ignored when the folder was never made)."""
     if folder.is_dir():
         (folder / OUTCOME).write_text(json.dumps(record, ensure_ascii=False, default=str), encoding="utf-8")
+
+
+def read_outcome(folder: Path) -> dict[str, Any]:
+    """A run folder's saved outcome ({} when it has none, or for a trajectory file): the result's fields
+    (`stop_reason`, `answer`, `usage`, `details`, ...) with `samples_used` and `samples_allowed`, from
+    `outcome.json`, or from the two files older runs have (`outcome.json`, `solve.json`). An unreadable file
+    counts as missing."""
+    record: dict[str, Any] = {}
+    for name in (OLD_RESULT, OUTCOME):
+        file = folder / name
+        if folder.is_dir() and file.is_file():
+            try:
+                found = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(found, dict):
+                record.update(found)
+    samples = record.get("samples")
+    if isinstance(samples, dict):
+        record.setdefault("samples_used", samples.get("used"))
+        record.setdefault("samples_allowed", samples.get("allowed"))
+    return record
 
 
 def load_solve(path: str | Path, row: dict[str, Any] | None = None, dataset: str | None = None) -> Solve:
@@ -113,7 +139,7 @@ def load_solve(path: str | Path, row: dict[str, Any] | None = None, dataset: str
     files = (sorted(path.glob("sample-*.jsonl")) or sorted(path.glob("*.jsonl"))) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"{path} holds no trajectory files")
-    outcome = json.loads((path / OUTCOME).read_text(encoding="utf-8")) if (path / OUTCOME).is_file() else {}
+    outcome = read_outcome(path)
     try:
         loaded = [load_trajectory(f) for f in files]
     except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
@@ -284,7 +310,7 @@ def find_solves(paths: list[str | Path]) -> list[Solve]:
                 where = row_trajectory(path, row)
                 if where is not None:
                     found.append(load_solve(where, row, dataset))
-        elif path.is_file() or any(path.glob("sample-*.jsonl")) or (path / OUTCOME).is_file():
+        elif path.is_file() or any(path.glob("sample-*.jsonl")) or read_outcome(path):
             found.append(load_solve(path))
         else:
             runs = sorted(p for p in path.iterdir() if p.suffix == ".jsonl" or (p.is_dir() and any(p.glob("*.jsonl"))))

@@ -12,6 +12,7 @@ from collections import Counter
 
 from orchestrator import parsing
 from orchestrator.answers import extract_answer, group, same_answer
+from orchestrator.programs import run_program
 from orchestrator.run import Candidate, Run
 from orchestrator.trajectory import Step
 
@@ -202,8 +203,6 @@ def _verify_by_program(run: Run) -> Step:
     not the model, compares the two results. Its result also joins the candidates: an independent solution
     is a vote. A program that fails twice leaves the answer unverified (verdict None) rather than refuted.
     """
-    from orchestrator.tools.python_tool import extract_code_blocks
-
     assert run.pending is not None and run.pending.answer is not None
     complaint = _retrying(run)
     instruction = run.render("verify_code")
@@ -211,23 +210,16 @@ def _verify_by_program(run: Run) -> Step:
     text, call = run.ask(instruction, "verify", max_tokens=min(640, run.config.max_tokens_per_call), fresh=True)
     step = Step(kind="verify", text=text.strip(), instruction=instruction, calls=[call],
                 answer=run.pending.answer, normalized=run.pending.normalized)
-    blocks = extract_code_blocks(text)
+    computed = run_program(run, step, text, "verify")
     problem = "your reply had no ```python code block"
-    if blocks:
-        result = run.sandbox.run(blocks[0])
-        run.ledger.record_tool(result.duration, "verify")
-        step.code, step.observation, step.error = blocks[0], result.to_observation(2000), result.error
-        step.seconds = result.duration
-        lines = [line for line in (result.stdout or "").splitlines() if line.strip()]
-        computed = extract_answer(lines[-1], run.kind) if lines and result.error is None else None
-        if computed is not None:
-            step.verdict = same_answer(computed.text, run.pending.answer, run.kind)
-            verb = "matches" if step.verdict else "does not match"
-            step.observation += f"\n[check] the program's result {computed.text} {verb} the answer {step.answer}"
-            if not step.verdict:
-                run.candidates.append(Candidate(computed.text, computed.normalized, None, None, run.attempt))
-        else:
-            problem = f"your program failed: {result.error}" if result.error else "your program printed no result"
+    if computed is not None:
+        step.verdict = same_answer(computed.text, run.pending.answer, run.kind)
+        verb = "matches" if step.verdict else "does not match"
+        step.observation += f"\n[check] the program's result {computed.text} {verb} the answer {step.answer}"
+        if not step.verdict:
+            run.candidates.append(Candidate(computed.text, computed.normalized, None, None, run.attempt))
+    elif step.code is not None:
+        problem = f"your program failed: {step.error}" if step.error else "your program printed no result"
     if step.verdict is None and not complaint:
         return _format_error(run, "verify", instruction, text, call, problem,
                              "Reply with one ```python block that computes the result and prints it.")

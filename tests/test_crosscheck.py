@@ -136,18 +136,22 @@ def test_a_missing_bubblewrap_says_once_how_to_install_it_and_carries_on_without
     with caplog.at_level(logging.WARNING, logger="reason"):
         first = Reasoner(ScriptedModel(lambda m: "Final answer: 391"))
         second = Reasoner(ScriptedModel(lambda m: "Final answer: 391"))
-    assert first.config.tools is False and second.config.tools is False
+        assert reasoner_module._SANDBOX_PROBES == {}  # making a Reasoner probes nothing
+        result = first.solve(QUESTION)
+        second.solve(QUESTION)
+    assert first.tools is False and second.tools is False
     notices = [r.getMessage() for r in caplog.records if "sandbox is unavailable" in r.getMessage()]
     assert len(notices) == 1 and "apt-get install bubblewrap" in notices[0]
-    result = first.solve(QUESTION)
     assert result.answer == "391" and result.details["programs"] is False
+    header = json.loads(open(result.trajectory_path + "/sample-000.jsonl").readline())
+    assert header["config"]["tools"] is False  # the trajectory records what the probe settled
 
 
 @needs_bwrap
 def test_tools_are_on_by_default_where_bubblewrap_works(monkeypatch):
     monkeypatch.setattr(reasoner_module, "_SANDBOX_PROBES", {})
-    assert Reasoner(ScriptedModel(["x"])).config.tools is True
-    assert Reasoner(ScriptedModel(["x"]), tools=False).config.tools is False
+    assert Reasoner(ScriptedModel(["x"])).tools is True
+    assert Reasoner(ScriptedModel(["x"]), tools=False).tools is False
 
 
 @needs_bwrap

@@ -105,3 +105,13 @@ def test_a_lesson_is_still_written_when_another_attempt_follows():
     result = Reasoner(ScriptedModel(script), "chain", config=ReasonConfig(max_attempts=2, verify_by="judge"),
                       tools=False).solve(Q)
     assert [s.kind for s in result.steps].count("lesson") == 1 and result.answer == "9"
+
+
+@pytest.mark.parametrize("strategy", ["vote", "best-of-n"])
+def test_a_sampled_answer_states_how_many_samples_agree(strategy):
+    answers = [f"Step 1: add.\nFinal answer: {v}" for v in (9, 8, 9, 9)]
+    options = {"samples": 4, **({"rule": "none"} if strategy == "vote" else {"scorer": "reward"})}
+    model = ScriptedModel(answers if strategy == "vote" else [a for v in answers for a in (v, "Reward: 0.9")])
+    result = Reasoner(model, strategy, concurrency=1, strategy_options=options,
+                      config=ReasonConfig(verify=False)).solve("What is 3 + 6?")
+    assert result.answer == "9" and result.evidence == "3 of 4 samples agree" and result.verified is None

@@ -25,8 +25,7 @@ from orchestrator.bench.arms import Arm, budget_label, parse_budget
 from orchestrator.bench.datasets import Problem
 from orchestrator.bench.lanes import Finished, Lane, Task
 from orchestrator.bench.scorers import score
-from orchestrator.errors import ConfigError
-from orchestrator.ledger import Totals
+from orchestrator.errors import ConfigError, SolveFailed
 from orchestrator.models import get_model, provider_of
 from orchestrator.models.base import ChatModel
 from orchestrator.reasoner import Reasoner
@@ -103,13 +102,13 @@ def solve_one(reasoner: Reasoner, arm: Arm, problem: Problem, seed: int | None) 
     start = time.monotonic()
     row = problem_row(arm, problem, seed)
     try:
-        result = reasoner.solve(problem.question)
-    except Exception as e:  # noqa: BLE001 - one problem's failure must not end the benchmark; it is recorded
-        spent = getattr(e, "usage", None) or Totals()  # what the solve spent (`Reasoner.solve` attaches it)
-        row.update(correct=False, predicted=None, stop_reason="error", error=f"{type(e).__name__}: {e}",
+        result = reasoner.attempt(problem.question)
+    except SolveFailed as failed:  # one problem's failure must not end the benchmark; it is recorded
+        spent = failed.usage
+        row.update(correct=False, predicted=None, stop_reason="error", error=str(failed),
                    seconds=time.monotonic() - start, prompt_tokens=spent.prompt_tokens,
                    completion_tokens=spent.completion_tokens, cost_usd=spent.cost_usd, calls=spent.calls,
-                   trajectory=getattr(e, "trajectory_path", None))
+                   trajectory=failed.trajectory_path)
         return row
     u = result.usage
     row.update(

@@ -45,16 +45,10 @@ def _first_and_last(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _solve_record(path: Path) -> dict[str, Any]:
-    """A several-chain solve's own outcome (`solve.json`: stop reason, usage, details), {} if it has none."""
-    from orchestrator.reasoner import SOLVE_FILE
+    """A several-chain solve's own outcome (stop reason, usage, details), {} if it has none."""
+    from orchestrator.solves import read_outcome
 
-    file = path / SOLVE_FILE if path.is_dir() else None
-    if file is None or not file.is_file():
-        return {}
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return read_outcome(path)
 
 
 def summarize(path: Path) -> dict[str, Any] | None:
@@ -212,7 +206,7 @@ def replay(run: str, thinking: bool | None, rerun: bool, folder: str | None) -> 
     if len(files) > 1 and (summary := summarize(trajectory)) is not None:
         solve = _solve_record(trajectory)
         why = why_stopped(str(summary["strategy"]), str(summary["stop_reason"]), solve.get("details") or {},
-                          solve.get("samples", {}).get("used", 0), solve.get("samples", {}).get("allowed", 0)) \
+                          solve.get("samples_used") or 0, solve.get("samples_allowed") or 0) \
             if solve else ""
         out.print(Text.assemble(
             ("solve: ", "bold"), str(summary["answer"]), (f" ({summary['stop_reason']}" + (f": {why})" if why

@@ -33,6 +33,7 @@ from typing import Any
 from orchestrator import states
 from orchestrator.answers import extract_answer
 from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
+from orchestrator.lifecycle import lifecycle, stop_reason
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Step, Trajectory
@@ -130,12 +131,14 @@ class Beam:
                     verify = run.add(states.verify(run))
                     node.steps.append(verify)
                     node.candidate.verified = verify.verdict
-        except BudgetExceeded as e:
-            node.stopped = f"budget_{e.reason}"
-        except ContextLengthExceeded:
-            if not run.trajectory.steps:  # nothing before the call but the question: as `run_machine`, an error
+        except (BudgetExceeded, ContextLengthExceeded) as e:
+            reason = stop_reason(run, e)  # as for any chain (`lifecycle`); its first call not fitting is raised
+            if reason is None:
                 raise
-            node.score = 0.0  # its path no longer fits the context window: a dead end, not the search's end
+            if reason == "context_length":
+                node.score = 0.0  # its path no longer fits the context window: a dead end, not the search's end
+            else:
+                node.stopped = reason
         return node
 
     def record(self, node: Node) -> None:
@@ -227,7 +230,7 @@ def solve(ctx: StrategyContext) -> Outcome:
     """Beam search; every node is kept in the trajectory, those off the answer's path marked abandoned."""
     beam = Beam(ctx)
     tree = beam.tree
-    try:
+    with lifecycle(tree):
         node, reason = beam.search()
         node = node or beam.best_guess()
         on_path = set()
@@ -245,11 +248,6 @@ def solve(ctx: StrategyContext) -> Outcome:
                     break
         tree.final = node.candidate if node is not None else None
         tree.stop(reason)
-    except BaseException as e:
-        tree.stop("interrupted" if isinstance(e, KeyboardInterrupt) else "error", f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        tree.finish()
     details = {"tree": [n.to_dict() for n in beam.nodes[1:]], "backoffs": beam.backoffs,
                "depth": max((n.depth for n in beam.nodes), default=0),
                "settings": {"width": beam.width, "branch": beam.branch, "max_depth": beam.max_depth,

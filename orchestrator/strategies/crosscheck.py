@@ -28,8 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.answers import extract_answer, group
-from orchestrator.errors import BudgetExceeded, ConfigError
+from orchestrator.answers import group
+from orchestrator.errors import ConfigError
+from orchestrator.lifecycle import lifecycle
+from orchestrator.programs import run_program
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.strategies.plain import answer_once
@@ -76,8 +78,6 @@ class Vote:
 def program_once(ctx: StrategyContext, sample: int, **overrides: Any) -> Run:
     """Solve the bare question as one Python program, run it in the sandbox, read what it prints last.
     A program that fails or prints nothing is shown its error and may be corrected once."""
-    from orchestrator.tools.python_tool import extract_code_blocks
-
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     assert ctx.make_sandbox is not None
     sandbox = ctx.make_sandbox()
@@ -85,40 +85,24 @@ def program_once(ctx: StrategyContext, sample: int, **overrides: Any) -> Run:
               trajectory=ctx.trajectory(sample, ctx.sample_header(config, "program")), ledger=ctx.ledger,
               budget=ctx.budget, sandbox=sandbox, on_event=ctx.on_event, sample=sample)
     try:
-        instruction = run.render("program")
-        for _ in range(2):
-            text, call = run.ask(instruction, "program", max_tokens=min(640, config.max_tokens_per_call))
-            step = Step(kind="program", text=text.strip(), instruction=instruction, calls=[call])
-            blocks = extract_code_blocks(text)
-            if not blocks:
-                run.add(step).error = "the reply had no ```python code block"
-                instruction = run.render("program_error", error=step.error)
-                continue
-            result = sandbox.run(blocks[0])
-            run.ledger.record_tool(result.duration, "program")
-            step.code, step.observation, step.error = blocks[0], result.to_observation(2000), result.error
-            step.seconds = result.duration
-            lines = [line for line in (result.stdout or "").splitlines() if line.strip()]
-            found = extract_answer(lines[-1], ctx.kind) if lines and result.error is None else None
-            if found is not None:
-                step.answer, step.normalized = found.text, found.normalized
+        with lifecycle(run):
+            instruction = run.render("program")
+            for _ in range(2):
+                text, call = run.ask(instruction, "program", max_tokens=min(640, config.max_tokens_per_call))
+                step = Step(kind="program", text=text.strip(), instruction=instruction, calls=[call])
+                found = run_program(run, step, text, "program")
+                if step.code is None:
+                    step.error = "the reply had no ```python code block"
+                if found is not None:
+                    step.answer, step.normalized = found.text, found.normalized
+                    run.add(step)
+                    run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
+                    run.stop("answered")
+                    return run
                 run.add(step)
-                run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
-                run.stop("answered")
-                return run
-            run.add(step)
-            instruction = run.render("program_error", error=result.error)
-        run.stop("no_answer")
-    except BudgetExceeded as e:
-        run.stop(f"budget_{e.reason}", str(e))
-    except KeyboardInterrupt:
-        run.stop("interrupted")
-        raise
-    except Exception as e:
-        run.stop("error", f"{type(e).__name__}: {e}")
-        raise
+                instruction = run.render("program_error", error=step.error)
+            run.stop("no_answer")
     finally:
-        run.finish()
         sandbox.close()
     return run
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from orchestrator.answers import extract_answer
 from orchestrator.config import ReasonConfig
-from orchestrator.errors import BudgetExceeded
 from orchestrator.ledger import call_bound
+from orchestrator.lifecycle import lifecycle
 from orchestrator.models.base import ChatModel, Completion, Message
 from orchestrator.run import Candidate, Run, Token
 from orchestrator.strategies.base import Outcome, StrategyContext
@@ -47,7 +47,7 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
     chain's first call is."""
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     run = _plain_run(ctx, sample, config)
-    try:
+    with lifecycle(run):
         messages: list[Message] = [{"role": "user", "content": ctx.question}]
         on_token = (lambda t: run.emit("token", Token(t, sample, "think"))) if ctx.streams else None
         bound = call_bound(ctx.model, messages, config.max_tokens_per_call)
@@ -61,13 +61,6 @@ def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
                 run.emit("called", Token("think", sample, "think"))
             ctx.ledger.record(c, "think")
         _answered(ctx, run, messages, c)
-    except BudgetExceeded as e:
-        run.stop(f"budget_{e.reason}", str(e))
-    except KeyboardInterrupt:
-        run.stop("interrupted")
-        raise
-    finally:
-        run.finish()
     return run
 
 
@@ -82,14 +75,15 @@ def answer_many(ctx: StrategyContext, samples: list[int], **overrides: Any) -> l
     trajectory, read as `answer_once` reads it. The budget admits as many as it has room for, each checked
     as a separate call would be (`Ledger.reserve(clip=True)`); the runs of those admitted come back, in the
     order of `samples` (the rest are not drawn: the caller may ask for them again). When none is, the first
-    sample's run comes back stopped `budget_<resource>`, as `answer_once`'s would."""
+    sample's run comes back stopped `budget_<resource>`, as `answer_once`'s would. Each run ends as any chain
+    does (`lifecycle`)."""
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     messages: list[Message] = [{"role": "user", "content": ctx.question}]
     bound = call_bound(ctx.model, messages, config.max_tokens_per_call, calls=len(samples))
-    runs: list[Run] = []
-    try:
+    runs = [_plain_run(ctx, samples[0], config)]  # drawn, or the record of a budget that admits none
+    with lifecycle(runs):
         with ctx.ledger.reserve(ctx.budget, calls=len(samples), phase="think", bound=bound, clip=True) as k:
-            runs = [_plain_run(ctx, s, config) for s in samples[:k]]
+            runs += [_plain_run(ctx, s, config) for s in samples[1:k]]
             for run in runs:
                 run.emit("call", Token("think", run.sample, "think"))
             seeds: list[Any] = [_seed(config, s) for s in samples[:k]]
@@ -105,17 +99,6 @@ def answer_many(ctx: StrategyContext, samples: list[int], **overrides: Any) -> l
             if ctx.streams:  # drawn together, not streamed: the whole text at once
                 run.emit("token", Token(c.text, run.sample, "think"))
             _answered(ctx, run, messages, c)
-    except BudgetExceeded as e:
-        runs = runs or [_plain_run(ctx, samples[0], config)]
-        for run in runs:
-            run.stop(f"budget_{e.reason}", str(e))
-    except KeyboardInterrupt:
-        for run in runs:
-            run.stop("interrupted")
-        raise
-    finally:
-        for run in runs:
-            run.finish()
     return runs
 
 

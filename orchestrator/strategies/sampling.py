@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import ContextLengthExceeded, ProviderError
+from orchestrator.lifecycle import describe
 from orchestrator.run import Run
 from orchestrator.strategies.base import StrategyContext
 from orchestrator.trajectory import Trajectory
@@ -48,7 +49,7 @@ def failed_run(ctx: StrategyContext, index: int, error: ProviderError, **overrid
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
               trajectory=Trajectory(None, {"sample": index}), ledger=ctx.ledger, budget=ctx.budget, sample=index)
-    run.stop("error", f"{type(error).__name__}: {error}")
+    run.stop("error", describe(error))
     run.finish()
     return run
 
