@@ -24,7 +24,7 @@ from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.models.device import describe
 from orchestrator.run import Candidate, EventHandler, Run
 from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
-from orchestrator.strategies.options import check_options
+from orchestrator.strategies.options import parse_options
 from orchestrator.trajectory import Step, default_runs_dir
 
 log = logging.getLogger("reason")
@@ -126,7 +126,7 @@ class Reasoner:
         stream_tokens: bool = False,
     ) -> None:
         get_strategy(strategy)  # fail early on a bad name
-        check_options(strategy, dict(strategy_options or {}))  # and on a bad option, before any call
+        self.options = parse_options(strategy, dict(strategy_options or {}))  # a bad option fails before any call
         updates = {k: v for k, v in {"tools": tools, "sandbox": sandbox}.items() if v is not None}
         self.config = (config or ReasonConfig()).model_copy(update=updates)
         if self.config.tools is None:  # on wherever the sandbox can start; else one notice and no code
@@ -186,7 +186,7 @@ class Reasoner:
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,
             ledger=ledger, header=header, trajectory_dir=folder, single_file=self.strategy in ("chain", "plain"),
             make_sandbox=self._sandbox_factory(), on_event=on_event or self.on_event,
-            stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.strategy_options,
+            stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.options,
         )
         start = time.monotonic()
         try:
