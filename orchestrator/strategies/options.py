@@ -10,8 +10,10 @@ best-of-n it escalates to. A key the strategy does not have is an error that nam
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -196,10 +198,20 @@ def describe(strategy: str) -> list[tuple[str, str, str, str]]:
     """(name, type, default, help) of each option of `strategy`, read from its model."""
     rows = []
     for name, info in options_model(strategy).model_fields.items():
-        kind = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
         default = info.get_default(call_default_factory=True)
-        rows.append((name, kind, "none" if default is None else repr(default), info.description or ""))
+        shown = "none" if default is None else default if isinstance(default, str) else json.dumps(default)
+        rows.append((name, _type_name(info.annotation), shown, info.description or ""))
     return rows
+
+
+def _type_name(annotation: Any) -> str:
+    """`int`, `float or none`, `chain|plain`: a type as a user writes its value."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return "|".join(map(str, args))
+    if get_origin(annotation) in (Union, UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in args)
+    return getattr(get_origin(annotation) or annotation, "__name__", str(annotation))
 
 
 def _shown(value: Any) -> str:
