@@ -495,3 +495,16 @@ def test_a_plain_sampled_vote_takes_the_call_settings_of_the_chain_overrides():
     result = solve(model, "vote", {"samples": 2, "sampler": "plain", "temperature": 0.3,
                                    "chain": {"max_tokens_per_call": 77}}, config=ReasonConfig(seed=5))
     assert result.answer == "9" and sorted(model.options_seen) == [(77, 0.3, 5), (77, 0.3, 1005)]
+
+
+def test_options_are_a_typed_model_whose_defaults_the_strategies_use(tmp_path):
+    from orchestrator import Reasoner
+    from orchestrator.strategies.options import BeamOptions, VoteOptions
+
+    model = ScriptedModel(answers(9), repeat_last=True)
+    assert solve(model, "vote", {"rule": "none"}).samples_allowed == VoteOptions().samples == 8
+    result = Reasoner(ScriptedModel(answers(9), repeat_last=True), "vote", strategy_options=VoteOptions(samples=3,
+                      rule="none"), runs_dir=tmp_path, concurrency=1).solve("What is 4 + 5?")
+    assert result.samples_allowed == 3 and result.samples_used == 3
+    with pytest.raises(ConfigError, match="vote has no setting 'width'"):
+        Reasoner(model, "vote", strategy_options=BeamOptions(width=1))

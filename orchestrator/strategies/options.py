@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.config import ReasonConfig
 from orchestrator.confidence import SCORES
 from orchestrator.errors import ConfigError
-from orchestrator.strategies.stopping import StopRule
+from orchestrator.strategies.stopping import Rule, StopRule
 
 Temperature = Field(None, ge=0, le=2)
 
@@ -61,7 +61,7 @@ class VoteOptions(SampledOptions):
     """What one sample is: a cheap chain of the state machine, or the bare question in one call."""
     weight: str | None = None
     """Weight each vote by this confidence score of the model's tokens (None: one vote each)."""
-    rule: Literal["beta", "window", "none"] = StopRule.rule
+    rule: Rule = StopRule.rule
     """Stopping rule: Adaptive-Consistency's Beta criterion, a unanimous window, or none (run all samples)."""
     confidence: float = Field(StopRule.confidence, gt=0, le=1)
     """beta: stop once P(the leader is the true majority) reaches this."""

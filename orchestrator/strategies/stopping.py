@@ -24,16 +24,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 Label = str | None  # a group of answers that mean the same; None: the sample gave no answer
+Rule = Literal["beta", "window", "none"]
 
 
 @dataclass(frozen=True)
 class StopRule:
     """Settings of the stopping rule (`VoteOptions.stop_rule()`; these defaults are the options' defaults)."""
 
-    rule: str = "beta"  # 'beta' (Adaptive-Consistency), 'window' (ESC) or 'none' (fixed k)
+    rule: Rule = "beta"  # 'beta' (Adaptive-Consistency), 'window' (ESC) or 'none' (fixed k)
     confidence: float = 0.95  # beta: stop when P(leader is the true majority) >= this
     window: int = 3  # window: stop when the last `window` answers agree
     min_samples: int = 2  # never stop (on any rule) before this many samples
