@@ -173,17 +173,16 @@ class ReasonAPI:
         """POST /v1/chat/completions. Every failure becomes an OpenAI-shaped error here (none reaches uvicorn,
         which would log its text)."""
         request_id = uuid.uuid4().hex[:12]
-        body: dict[str, Any] = {}
         try:
             self.check_key(request)
-            body = await read_body(request, self.max_body)
+            body: dict[str, Any] = await read_body(request, self.max_body)
             reasoner, question = self.reasoner(body)
             reasoning = bool(body.get("reasoning") or body.get("include_reasoning"))
             cancel = threading.Event()  # set once the client is gone: the solve stops at its next step
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 events = self.events(reasoner, question, body["model"], reasoning, include_usage, cancel,
-                                     request_id, bool(body.get("strategy_options")))
+                                     request_id)
                 return SolveStream(events, cancel)
             watcher = asyncio.ensure_future(watch_disconnect(request, cancel))
             try:
@@ -198,11 +197,11 @@ class ReasonAPI:
             log.info("request %s: %s %s", request_id, e.status, e)
             return JSONResponse(e.body(), status_code=e.status)
         except Exception as e:  # noqa: BLE001 - mapped to a short message; the details go to the log
-            error = public_error(e, request_id, bool(body.get("strategy_options")))
+            error = public_error(e, request_id)
             return JSONResponse(error.body(), status_code=error.status)
 
     async def events(self, reasoner: Reasoner, question: str, model: str, reasoning: bool, include_usage: bool,
-                     cancel: threading.Event, request_id: str, options_given: bool) -> AsyncIterator[str]:
+                     cancel: threading.Event, request_id: str) -> AsyncIterator[str]:
         """SSE chunks: the role, the steps as they happen (on request), the answer, the usage, [DONE];
         a comment line whenever the solve is quiet for `keepalive` seconds."""
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
@@ -231,7 +230,7 @@ class ReasonAPI:
         except Cancelled:
             return  # the client is gone; a KeyboardInterrupt must not reach the event loop
         except Exception as e:  # noqa: BLE001 - the headers are sent: report in-stream, as OpenAI does
-            yield sse(public_error(e, request_id, options_given).body())
+            yield sse(public_error(e, request_id).body())
         yield "data: [DONE]\n\n"
 
     def release(self, reasoner: Reasoner) -> None:

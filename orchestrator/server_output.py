@@ -42,16 +42,12 @@ PUBLIC = [
 ]
 
 
-def public_error(e: BaseException, request_id: str, options_given: bool = False) -> APIError:
+def public_error(e: BaseException, request_id: str) -> APIError:
     """The error a client sees for an exception, logged in full (redacted) under `request_id`."""
     status, code, message = next(((s, c, m) for cls, s, c, m in PUBLIC if isinstance(e, cls)),
                                  (500, "internal_error", "internal server error"))
     if isinstance(e, ConfigError):
         message = redact(str(e).strip().splitlines()[0] if str(e).strip() else "invalid request")[:300]
-    elif status == 500 and options_given and isinstance(e, (ValueError, TypeError)) \
-            and getattr(getattr(e, "usage", None), "calls", 1) == 0:
-        # raised before any model call by a strategy reading its options (`samples: "lots"`)
-        status, code, message = 400, "invalid_strategy_options", "a value in `strategy_options` has the wrong type"
     if status >= 500:
         log.error("request %s: %s", request_id, redact("".join(traceback.format_exception(e)).strip()))
     else:

@@ -60,7 +60,7 @@ def broken_prompts(tmp: Path) -> str:
     (["--strategy", "beam", "-S", "width", "wide"], 2, ["width"]),
     (["--strategy", "vote", "-S", "sampels", "3"], 2, ["sampels", "did you mean 'samples'", "vote's options: samples"]),
     (["--strategy", "vote", "-S", "smaples", "3"], 2, ["did you mean 'samples'", "config: max_steps", "budget_usd"]),
-    (["--strategy", "vote", "-S", "width", "3"], 2, ["vote has no setting 'width'"]),
+    (["--strategy", "vote", "-S", "width", "3"], 2, ["vote has no setting 'width' (an option of beam)"]),
     (["--strategy", "beam", "-S", "samples", "3"], 2, ["beam has no setting 'samples'", "beam's options: width"]),
     (["--strategy", "vote", "-S", "max_attempts", "0"], 2, ["max_attempts"]),
     (["-S", "budget_usd", "-1"], 2, ["budget_usd", "positive"]),

@@ -183,7 +183,7 @@ def test_strategy_options_beside_the_openai_fields(client, upstream):
 @pytest.mark.parametrize(("body", "code", "words"), [
     ({"smaples": 3}, "unknown_parameter", ["did you mean 'samples'", "vote's options: samples, temperature"]),
     ({"strategy_options": {"smaples": 3}}, "unknown_parameter", ["did you mean 'samples'"]),
-    ({"width": 2}, "unknown_parameter", ["vote has no setting 'width'", "config: max_steps"]),
+    ({"width": 2}, "unknown_parameter", ["vote has no setting 'width' (an option of beam)", "config: max_steps"]),
     ({"rule": "vibes"}, "invalid_request", ["rule='vibes'"]),
     ({"verify_by": "vibes"}, "invalid_request", ["verify_by"]),
     ({"prompts_dir": "/etc"}, "invalid_request", ["operator"]),

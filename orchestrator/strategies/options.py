@@ -159,7 +159,8 @@ class UnknownOption(ConfigError):
         self.key = key
         names = [name for group in valid.values() for name in group]
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        others = [name for name, model in MODELS.items() if name != strategy and key in model.model_fields]
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (an option of {', '.join(others)})" if others else ""
         listed = "; ".join(f"{what}: {', '.join(group) or 'none'}" for what, group in valid.items())
         super().__init__(f"{strategy} has no setting {key!r}{hint}; valid keys are {listed}")
 
