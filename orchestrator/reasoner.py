@@ -24,7 +24,7 @@ from orchestrator.models.device import describe
 from orchestrator.run import Candidate, EventHandler, Run
 from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
 from orchestrator.strategies import stopping
-from orchestrator.strategies.options import check_options
+from orchestrator.strategies.options import StrategyOptions, parse_options
 from orchestrator.trajectory import Step, default_runs_dir
 
 log = logging.getLogger("reason")
@@ -117,13 +117,13 @@ class Reasoner:
         save_trajectory: bool = True,
         cache: bool | str | Path = False,
         model_options: dict[str, Any] | None = None,
-        strategy_options: dict[str, Any] | None = None,
+        strategy_options: dict[str, Any] | StrategyOptions | None = None,
         concurrency: int = 4,
         on_event: EventHandler | None = None,
         stream_tokens: bool = False,
     ) -> None:
         get_strategy(strategy)  # fail early on a bad name
-        check_options(strategy, dict(strategy_options or {}))  # and on a bad option, before any call
+        self.options = parse_options(strategy, strategy_options)  # a bad option fails before any call
         updates = {k: v for k, v in {"tools": tools, "sandbox": sandbox}.items() if v is not None}
         self.config = (config or ReasonConfig()).model_copy(update=updates)  # tools None: see `tools`
         self.strategy = strategy
@@ -139,7 +139,8 @@ class Reasoner:
             self.model = CachedModel(self.model, folder)
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.save_trajectory = save_trajectory
-        self.strategy_options = dict(strategy_options or {})
+        self.strategy_options = (strategy_options.model_dump(exclude_unset=True)  # as given, for the record
+                                 if isinstance(strategy_options, StrategyOptions) else dict(strategy_options or {}))
         self.concurrency = concurrency
         self.on_event = on_event
         self.stream_tokens = stream_tokens
@@ -207,7 +208,7 @@ class Reasoner:
             question=question, kind=kind, model=self.model, config=self.config, budget=self.budget,
             ledger=ledger, header=header, trajectory_dir=folder, single_file=self.strategy in ("chain", "plain"),
             make_sandbox=make_sandbox, on_event=on_event or self.on_event,
-            stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.strategy_options,
+            stream_tokens=self.stream_tokens, concurrency=self.concurrency, options=self.options,
         )
         start = time.monotonic()
         try:

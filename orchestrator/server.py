@@ -9,8 +9,10 @@ Model names: `reason:STRATEGY:MODEL`, `reason:MODEL` or a plain `MODEL` (the ser
 `reason` or `reason:STRATEGY` (the server's default model: the first configured). Only the models the operator
 configured are served (`server_requests.ModelPolicy`). The last user message is the question; earlier turns
 are given as context; system messages become `ReasonConfig.system`. The body may carry budgets
-(`max_tokens_budget`, `max_usd`, `max_seconds`, `max_calls`), `strategy_options`, `reasoning_effort` and the
-config knobs in `CONFIG_KEYS`; `max_tokens` caps each call; `reasoning: true` (or `include_reasoning`) returns
+(`max_tokens_budget`, `max_usd`, `max_seconds`, `max_calls`), `reasoning_effort`, and, as fields beside them, the
+strategy's options and every `ReasonConfig` field but the operator's (`server_requests.REFUSED`), sorted as
+`reason ask -S` sorts them (`strategy_options` may hold the options too); `max_tokens` caps each call;
+`reasoning: true` (or `include_reasoning`) returns
 the steps in `message.reasoning_content` and `message.reasoning`. Usage is reported like o1: every generated
 token was spent reasoning, so `reasoning_tokens` equals `completion_tokens`. Solves run in worker threads, so
 concurrent requests work; a stream sends an SSE comment every `keepalive` seconds while it waits. A client that
@@ -42,16 +44,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orchestrator.config import ReasonConfig
-from orchestrator.errors import Cancelled
+from orchestrator.errors import Cancelled, ConfigError
 from orchestrator.keys import add_secret, redact
 from orchestrator.ledger import Budget
 from orchestrator.models import DEFAULT_MODEL, ChatModel, get_model, provider_of
 from orchestrator.reasoner import Reasoner, Result
 from orchestrator.server_output import SolveStream, completion, extras, finish_reason, log, public_error
 from orchestrator.server_output import solve_events, sse, step_text, usage, watch_disconnect
-from orchestrator.server_requests import EFFORT, APIError, ModelPolicy, budget_of, check_fields, check_length
-from orchestrator.server_requests import conversation, effort_of, knobs_of, read_body, short
+from orchestrator.server_requests import BUDGET_KEYS, EFFORT, FIELDS, REFUSED, APIError, ModelPolicy, budget_of
+from orchestrator.server_requests import check_length, conversation, effort_of, knobs_of, read_body, settings_of, short
 from orchestrator.strategies import DEFAULT_STRATEGY, STRATEGIES
+from orchestrator.strategies.knobs import Knobs, split_settings
+from orchestrator.strategies.options import UnknownOption, parse_options
 from orchestrator.trajectory import default_runs_dir
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: ~500k tokens of text, more than any context window we serve
@@ -125,7 +129,7 @@ class ReasonAPI:
             return built
 
     def reasoner(self, body: dict[str, Any]) -> tuple[Reasoner, str]:
-        check_fields(body)
+        settings = settings_of(body)
         strategy, name, chosen = self.parse_model(body.get("model"))
         if body.get("n") not in (None, 1):
             raise APIError(400, "only n=1 is supported", param="n")
@@ -133,15 +137,17 @@ class ReasonAPI:
         if effort and not chosen:
             strategy = EFFORT[effort][0]
         question, system = conversation(body.get("messages"))
-        budget = budget_of(body, effort)
-        options = body.get("strategy_options") or {}
-        if not isinstance(options, dict):
+        given = body.get("strategy_options") or {}
+        if not isinstance(given, dict):
             raise APIError(400, "`strategy_options` must be an object", param="strategy_options")
+        knobs = self.knobs(strategy, settings, given)
         try:
-            config = ReasonConfig(system=system, **knobs_of(body))
+            config = ReasonConfig(system=system, **{**knobs_of(body), **knobs.config})
         except ValidationError as e:
             first = e.errors()[0]
             raise APIError(400, f"{first['loc'][0]}: {first['msg']}", param=str(first["loc"][0])) from None
+        budget = budget_of(knobs.budget, effort)
+        options = knobs.options
         model = self.model(name)
         check_length(question, system, name, model.context_window)
         reasoner = Reasoner(model, strategy, Budget(**budget), config, runs_dir=self.runs_dir,
@@ -149,14 +155,27 @@ class ReasonAPI:
                             save_trajectory=self.keep_runs != 0)
         return reasoner, question
 
+    @staticmethod
+    def knobs(strategy: str, settings: dict[str, Any], options: dict[str, Any]) -> Knobs:
+        """A request's settings sorted into config, budget and strategy options (`split_settings`, the path of
+        `reason ask -S` and bench arms); `options` (the `strategy_options` object) may hold options only."""
+        try:
+            parse_options(strategy, options)
+            knobs = split_settings(strategy, {**options, **settings}, budget_keys=BUDGET_KEYS, refused=REFUSED,
+                                   also=sorted(FIELDS))
+        except UnknownOption as e:
+            raise APIError(400, str(e), "unknown_parameter", e.key[:60]) from None
+        except ConfigError as e:
+            raise APIError(400, str(e), "invalid_request") from None
+        return knobs
+
     async def chat(self, request: Request) -> Response:
         """POST /v1/chat/completions. Every failure becomes an OpenAI-shaped error here (none reaches uvicorn,
         which would log its text)."""
         request_id = uuid.uuid4().hex[:12]
-        body: dict[str, Any] = {}
         try:
             self.check_key(request)
-            body = await read_body(request, self.max_body)
+            body: dict[str, Any] = await read_body(request, self.max_body)
             reasoner, question = self.reasoner(body)
             reasoning = bool(body.get("reasoning") or body.get("include_reasoning"))
             cancel = threading.Event()  # set once the client is gone: the solve stops at its next step

@@ -4,8 +4,10 @@ allow-list), the messages, and the fields that become the budget and config. Eve
 Model names: only the models the operator configured (`-m`, exactly) and names matching `--allow-model`
 patterns are served. A name that points somewhere (`http(s)://`, `router/`, `replay/`, `fake/`, a `local/` path)
 is refused unless the operator listed it with `-m`: a client must not choose the server's upstream or name its
-files. Fields: `FIELDS` are read, `IGNORED` are accepted and ignored (documented), `UNSUPPORTED` are refused
-unless they hold their default, and any other field is refused as unknown (a typo is an error).
+files. Fields: `FIELDS` (OpenAI's, and `strategy_options`) are read, `IGNORED` are accepted and ignored
+(documented), `UNSUPPORTED` are refused unless they hold their default, and every other field is a setting:
+an option of the strategy, a `ReasonConfig` field (but `REFUSED`) or a budget (`BUDGET_KEYS`), sorted by
+`strategies.knobs.split_settings`; any other key is refused as unknown, naming the valid ones.
 `reasoning_effort` picks a strategy (where the model name names none) and a whole-run token budget (where
 `max_tokens_budget` is not given): `EFFORT`. References: the OpenAI chat completions API.
 """
@@ -19,13 +21,14 @@ from typing import Any
 
 from starlette.requests import Request
 
-CONFIG_KEYS = ("max_steps", "max_attempts", "max_extra_steps", "plan", "reflect", "verify", "reflect_every",
-               "reward_high", "reward_low", "max_backtracks", "max_tokens_per_call", "temperature", "seed",
-               "kind")
 BUDGET_KEYS = {"max_tokens_budget": "max_tokens", "max_usd": "max_usd", "max_seconds": "max_seconds",
                "max_calls": "max_calls"}
 FIELDS = {"model", "messages", "stream", "stream_options", "n", "max_tokens", "max_completion_tokens",
-          "reasoning_effort", "strategy_options", "reasoning", "include_reasoning", *CONFIG_KEYS, *BUDGET_KEYS}
+          "reasoning_effort", "strategy_options", "reasoning", "include_reasoning", "temperature", "seed"}
+# config fields a client may not set: the operator's (files, the sandbox) or the request's own (messages)
+REFUSED = {"system": "system instructions come from the system messages",
+           "prompts_dir": "the prompts are the server operator's", "sandbox": "the sandbox is the server operator's",
+           "tools": "the server operator turns the interpreter on or off (reason serve --tools/--no-tools)"}
 IGNORED = {"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
 UNSUPPORTED = {"tools": [], "tool_choice": "none", "functions": [], "function_call": "none",
                "response_format": {"type": "text"}, "logprobs": False, "top_logprobs": 0, "logit_bias": {},
@@ -103,8 +106,10 @@ def check_unicode(value: Any, where: str) -> None:
             check_unicode(v, f"{where}[{i}]")
 
 
-def check_fields(body: dict[str, Any]) -> None:
-    """Refuse fields the server does not implement (unless they hold their default) and unknown ones."""
+def settings_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's settings (see the module); refuses the fields the server does not implement unless
+    they hold their default."""
+    settings = {}
     for key, value in body.items():
         if key in FIELDS or key in IGNORED or value is None:
             continue
@@ -113,7 +118,8 @@ def check_fields(body: dict[str, Any]) -> None:
                 continue
             raise APIError(400, f"`{key}` is not supported by reason serve: the strategy decides how the model "
                                 "is called", "unsupported_parameter", key)
-        raise APIError(400, f"unknown parameter `{key[:60]}`", "unknown_parameter", key[:60])
+        settings[key] = value
+    return settings
 
 
 def text_of(content: Any) -> str:
@@ -155,22 +161,18 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def budget_of(body: dict[str, Any], effort: str | None) -> dict[str, Any]:
-    """The `Budget` fields of a request; `reasoning_effort` supplies the token budget when none is given."""
-    budget: dict[str, Any] = {}
-    for key, field in BUDGET_KEYS.items():
-        value = body.get(key)
-        if value is not None and not (is_number(value) and value > 0):
-            raise APIError(400, f"`{key}` must be a positive number", param=key)
-        budget[field] = value
-    if effort and budget["max_tokens"] is None:
-        budget["max_tokens"] = EFFORT[effort][1]
+def budget_of(budget: dict[str, Any], effort: str | None) -> dict[str, Any]:
+    """The `Budget` fields of a request (`budget`: those its settings gave); `reasoning_effort` supplies the
+    token budget when none is given."""
+    if effort and budget.get("max_tokens") is None:
+        return {**budget, "max_tokens": EFFORT[effort][1]}
     return budget
 
 
 def knobs_of(body: dict[str, Any]) -> dict[str, Any]:
-    """The `ReasonConfig` fields of a request; `max_tokens` / `max_completion_tokens` cap each call."""
-    knobs = {k: body[k] for k in CONFIG_KEYS if body.get(k) is not None}
+    """The `ReasonConfig` fields of a request's OpenAI fields: `temperature`, `seed`; `max_tokens` /
+    `max_completion_tokens` cap each call."""
+    knobs = {k: body[k] for k in ("temperature", "seed") if body.get(k) is not None}
     caps = {body[k] for k in ("max_tokens", "max_completion_tokens") if body.get(k) is not None}
     if len(caps) > 1:
         raise APIError(400, "`max_tokens` and `max_completion_tokens` differ; send one", param="max_tokens")

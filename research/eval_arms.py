@@ -21,6 +21,7 @@ from orchestrator.bench.datasets import load_dataset
 from orchestrator.bench.runner import Arm, read_results, run_bench
 from orchestrator.bench.stats import markdown_table, summarize
 from orchestrator.config import ReasonConfig
+from orchestrator.ledger import Budget
 
 
 def parse_arm(spec: str) -> Arm:
@@ -30,11 +31,12 @@ def parse_arm(spec: str) -> Arm:
         parts = spec.split(":")
     model, strategy = parts[0], parts[1]
     label = parts[2] if len(parts) > 2 else ""
-    overrides, options = {}, {}
+    overrides, options, budget = {}, {}, {}
     if "=" in label:  # KEY=VALUE,...: read as `reason bench -s STRATEGY:KEY=VALUE,...` reads it
-        _, overrides, options = parse_strategy(f"{strategy}:{label}")
-    return Arm(model=model, strategy=strategy, label=label, config=ReasonConfig(**overrides),
-               strategy_options=options)
+        knobs = parse_strategy(f"{strategy}:{label}")[1]
+        overrides, options, budget = knobs.config, knobs.options, knobs.budget
+    return Arm(model=model, strategy=strategy, budget=Budget(**budget), label=label,
+               config=ReasonConfig(**overrides), strategy_options=options)
 
 
 def main() -> None:

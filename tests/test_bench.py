@@ -84,6 +84,27 @@ def test_a_strategy_spec_sets_config_and_strategy_options():
             make_arms(["m"], [bad], [])
 
 
+def test_a_spec_sorts_config_budget_and_options_and_refuses_other_keys():
+    [arm] = make_arms(["m"], ["vote:samples=3,max_attempts=3,budget_usd=0.5,config.temperature=0.2"], ["tokens=900"])
+    assert arm.strategy_options == {"samples": 3} and arm.config.max_attempts == 3
+    assert arm.config.temperature == 0.2 and (arm.budget.max_tokens, arm.budget.max_usd) == (900, 0.5)
+    for bad, words in (("vote:smaples=3", "did you mean 'samples'"), ("vote:width=2", "vote's options: samples"),
+                       ("beam:samples=2", "beam's options: width"), ("vote:rule=vibes", "rule='vibes'")):
+        with pytest.raises(ConfigError, match=words):
+            make_arms(["m"], [bad], [])
+
+
+def test_the_cli_refuses_a_misspelled_option_before_any_model_call(tmp_path):
+    write_problems(tmp_path / "q.jsonl", 2)
+    with serve(replies=["The answer is 1."]) as srv:
+        done = subprocess.run([*CLI, "--dataset", str(tmp_path / "q.jsonl"), "-m", srv.model("m"), "-s", "plain",
+                               "-s", "vote:smaples=3", "--out", str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "did you mean 'samples'" in done.stderr and "vote's options: samples, temperature" in done.stderr
+        assert srv.posts() == [] and not (tmp_path / "out").exists()
+
+
 def test_concurrency_reaches_the_server(tmp_path):
     """200 problems at concurrency 32 against 0.1 s of latency: the server sees >= 16 requests at once, and
     every problem is recorded once and scored right. (Timing: benchmarks/bench_concurrency.py.)"""

@@ -265,7 +265,8 @@ def test_ask_help_shows_examples_and_every_strategy():
     result = reason("ask", "--help")
     assert result.returncode == 0
     assert "Examples:" in result.stdout and "--budget-tokens" in result.stdout
-    section = result.stdout.split("Strategies (--strategy NAME)", 1)[1]
+    section = result.stdout.split("Strategies (--strategy NAME", 1)[1]
+    assert "`reason strategies` lists their -S options" in section
     assert all(name in section for name in DESCRIPTIONS)
 
 

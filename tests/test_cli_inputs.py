@@ -58,7 +58,12 @@ def broken_prompts(tmp: Path) -> str:
     (["--strategy", "vote", "-S", "chain", "x"], 2, ["chain"]),
     (["--strategy", "beam", "-S", "width", "0"], 2, ["width"]),
     (["--strategy", "beam", "-S", "width", "wide"], 2, ["width"]),
-    (["--strategy", "vote", "-S", "sampels", "3"], 2, ["sampels"]),
+    (["--strategy", "vote", "-S", "sampels", "3"], 2, ["sampels", "did you mean 'samples'", "vote's options: samples"]),
+    (["--strategy", "vote", "-S", "smaples", "3"], 2, ["did you mean 'samples'", "config: max_steps", "budget_usd"]),
+    (["--strategy", "vote", "-S", "width", "3"], 2, ["vote has no setting 'width' (an option of beam)"]),
+    (["--strategy", "beam", "-S", "samples", "3"], 2, ["beam has no setting 'samples'", "beam's options: width"]),
+    (["--strategy", "vote", "-S", "max_attempts", "0"], 2, ["max_attempts"]),
+    (["-S", "budget_usd", "-1"], 2, ["budget_usd", "positive"]),
     (["-o", "stream", "true"], 2, ["stream"]),
     (["--max-usd", "nan"], 2, ["above 0"]),
     (["--max-usd", "0"], 2, ["above 0"]),
@@ -70,6 +75,37 @@ def test_bad_options_are_usage_errors_before_any_call(srv, args, code, words):
     before = len(srv.posts())
     one_error(cli("-m", srv.model("m"), *args, Q), code, *words)
     assert len(srv.posts()) == before  # no call was made
+
+
+def test_S_sorts_config_fields_budgets_and_strategy_options(srv):
+    from orchestrator import load_trajectory
+
+    done = cli("-m", srv.model("m"), "--json", "-S", "max_attempts", "3", "-S", "budget_calls", "7",
+               "-S", "temperature", "0.3", Q)  # chain has no options: all three are the run's config and budget
+    header = load_trajectory(json.loads(done.stdout)["trajectory"])[0]
+    assert (header["config"]["max_attempts"], header["config"]["temperature"]) == (3, 0.3), done.stderr
+    assert header["budget"]["max_calls"] == 7
+    done = cli("-m", srv.model("m"), "--json", "--strategy", "vote", "-S", "samples", "2", "-S", "rule", "none",
+               "-S", "config.seed", "5", Q)
+    out = json.loads(done.stdout)
+    assert out["samples"] == {"used": 2, "allowed": 2}, done.stderr
+    outcome = json.loads((Path(out["trajectory"]) / "outcome.json").read_text())
+    assert outcome["options"] == {"samples": 2, "rule": "none"}
+    assert load_trajectory(Path(out["trajectory"]) / "sample-000.jsonl")[0]["config"]["seed"] == 5
+
+
+def test_reason_strategies_lists_every_option_with_its_default():
+    from orchestrator.strategies.options import MODELS
+
+    done = cli("strategies")
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr
+    for strategy, model in MODELS.items():
+        assert f"{strategy}: " in out
+        for name in model.model_fields:
+            assert f"  {name} (" in out, name
+    assert "samples (int, default 8)" in out and "rule (beta|window|none, default beta)" in out
+    assert "samples (int, default 6)" in out  # auto's own default, not vote's
 
 
 def test_a_model_url_with_an_unterminated_ipv6_literal():

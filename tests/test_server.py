@@ -154,6 +154,54 @@ def test_budget_and_config_through_extra_body(client, recorded):
     assert header["budget"]["max_calls"] == 1 and header["config"]["max_steps"] == 9
 
 
+EVERY_CONFIG_FIELD = {"max_steps": 9, "max_extra_steps": 3, "reflect_every": 2, "reward_high": 0.85, "reward_low": 0.4,
+                      "max_attempts": 3, "max_backtracks": 1, "max_adjusts": 1, "max_format_errors": 2, "plan": True,
+                      "reflect": False, "verify": False, "verify_by": "resolve", "resolve_samples": 2,
+                      "native_tools": False, "retry_temperature": 0.5, "max_tokens_per_call": 300, "kind": "math",
+                      "temperature": 0.1, "seed": 7}
+
+
+def test_every_config_field_but_the_operators_reaches_the_run(client, upstream):
+    from orchestrator.config import ReasonConfig
+    from orchestrator.server_requests import REFUSED
+
+    assert set(EVERY_CONFIG_FIELD) | set(REFUSED) == set(ReasonConfig.model_fields)  # a new field is tested here
+    response = ask(client, f"reason:plain:{upstream.model('tiny')}", extra_body=EVERY_CONFIG_FIELD)
+    config = load_trajectory(response.model_extra["reason"]["trajectory"])[0]["config"]
+    assert {k: config[k] for k in EVERY_CONFIG_FIELD} == EVERY_CONFIG_FIELD
+
+
+def test_strategy_options_beside_the_openai_fields(client, upstream):
+    response = ask(client, f"reason:vote:{upstream.model('tiny')}",
+                   extra_body={"samples": 2, "rule": "none", "max_attempts": 1, "max_calls": 50})
+    extra = response.model_extra["reason"]
+    assert response.choices[0].message.content == "4" and extra["calls"] == 2  # two cheap one-call chains
+    header = load_trajectory(Path(extra["trajectory"]) / "sample-000.jsonl")[0]
+    assert header["config"]["max_attempts"] == 1 and header["budget"]["max_calls"] == 50
+
+
+@pytest.mark.parametrize(("body", "code", "words"), [
+    ({"smaples": 3}, "unknown_parameter", ["did you mean 'samples'", "vote's options: samples, temperature"]),
+    ({"strategy_options": {"smaples": 3}}, "unknown_parameter", ["did you mean 'samples'"]),
+    ({"width": 2}, "unknown_parameter", ["vote has no setting 'width' (an option of beam)", "config: max_steps"]),
+    ({"rule": "vibes"}, "invalid_request", ["rule='vibes'"]),
+    ({"verify_by": "vibes"}, "invalid_request", ["verify_by"]),
+    ({"prompts_dir": "/etc"}, "invalid_request", ["operator"]),
+    ({"sandbox": "local-unsafe"}, "invalid_request", ["operator"]),
+])
+def test_a_bad_setting_is_a_400_naming_the_valid_keys(server, upstream, body, code, words):
+    before = len(upstream.posts())
+    payload = {"model": f"reason:vote:{upstream.model('tiny')}", "messages": [{"role": "user", "content": Q}],
+               **body}
+    response = httpx.post(f"{server}/v1/chat/completions", json=payload,
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == code
+    assert all(word in error["message"] for word in words), error["message"]
+    assert len(upstream.posts()) == before  # refused before any model call
+
+
 def test_wrong_or_missing_key_is_401(server):
     bad = openai.OpenAI(base_url=f"{server}/v1", api_key="wrong-key", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:

@@ -136,13 +136,15 @@ def test_a_plain_sampled_vote_asks_the_bare_question_and_counts_the_same_way():
 
 @pytest.mark.parametrize("strategy", ["vote", "auto"])
 def test_bad_vote_options_fail_before_any_call(strategy):
-    for options, words in (({"sampler": "tree"}, "unknown vote sampler"), ({"rule": "vibes"}, "unknown stopping"),
+    for options, words in (({"sampler": "tree"}, "sampler='tree'.*'chain' or 'plain'"),
+                           ({"rule": "vibes"}, "rule='vibes'.*'beta', 'window' or 'none'"),
+                           ({"weight": "loud"}, "unknown vote weight 'loud'"),
                            ({"weight": "mean_conf"}, "does not report")):
         model = ScriptedModel(answers(9), repeat_last=True)
         with pytest.raises(ConfigError, match=words):
             solve(model, strategy, options)
         assert model.calls == []
-    with pytest.raises(ConfigError, match="unknown escalation"):
+    with pytest.raises(ConfigError, match="escalate='panic'.*'vote', 'best-of-n' or 'none'"):
         solve(model, "auto", {"escalate": "panic"})
     assert model.calls == []
 
@@ -241,7 +243,9 @@ def test_sampling_strategies_draw_at_the_models_sample_temperature_unless_told(s
         model = Tempered(by_role(think=answers(9), reflect="Reward: 0.9", verify="Verdict: CORRECT"),
                          repeat_last=True)
         model.sample_temperature = 0.3
-        solve(model, strategy, {"samples": 3, "sample_first": True, **options})
+        own = {"vote": {"samples": 3}, "best-of-n": {"samples": 3, "sample_first": True},
+               "beam": {"sample_first": True}}[strategy]  # each strategy takes only its own options
+        solve(model, strategy, {**own, **options})
         return set(model.temperatures)
 
     assert run({}) == {0.3} and run({"temperature": 0.9}) == {0.9}
@@ -351,8 +355,8 @@ def busy(messages):
 
 @pytest.mark.parametrize("strategy", ["best-of-n", "beam", "auto"])
 def test_token_budget_holds_for_every_strategy(strategy):
-    result = solve(ScriptedModel(busy), strategy, {"scorer": "judge"}, budget=Budget(max_tokens=3000),
-                   concurrency=2)
+    result = solve(ScriptedModel(busy), strategy, {} if strategy == "beam" else {"scorer": "judge"},
+                   budget=Budget(max_tokens=3000), concurrency=2)
     per_call = max(s.tokens for s in result.steps if s.calls)
     assert result.stop_reason == "budget_tokens"
     assert result.usage.total_tokens <= 3000 + per_call and result.answer == "9"
@@ -491,3 +495,16 @@ def test_a_plain_sampled_vote_takes_the_call_settings_of_the_chain_overrides():
     result = solve(model, "vote", {"samples": 2, "sampler": "plain", "temperature": 0.3,
                                    "chain": {"max_tokens_per_call": 77}}, config=ReasonConfig(seed=5))
     assert result.answer == "9" and sorted(model.options_seen) == [(77, 0.3, 5), (77, 0.3, 1005)]
+
+
+def test_options_are_a_typed_model_whose_defaults_the_strategies_use(tmp_path):
+    from orchestrator import Reasoner
+    from orchestrator.strategies.options import BeamOptions, VoteOptions
+
+    model = ScriptedModel(answers(9), repeat_last=True)
+    assert solve(model, "vote", {"rule": "none"}).samples_allowed == VoteOptions().samples == 8
+    result = Reasoner(ScriptedModel(answers(9), repeat_last=True), "vote", strategy_options=VoteOptions(samples=3,
+                      rule="none"), runs_dir=tmp_path, concurrency=1).solve("What is 4 + 5?")
+    assert result.samples_allowed == 3 and result.samples_used == 3
+    with pytest.raises(ConfigError, match="vote has no setting 'width'"):
+        Reasoner(model, "vote", strategy_options=BeamOptions(width=1))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.config import ReasonConfig
 from orchestrator.errors import ConfigError
 from orchestrator.ledger import Budget
+from orchestrator.strategies.knobs import Knobs, parse_value, split_settings
 
 BUDGET_KEYS = {"tokens": ("max_tokens", int), "usd": ("max_usd", float), "seconds": ("max_seconds", float),
                "calls": ("max_calls", int)}
@@ -66,29 +67,23 @@ def budget_label(budget: Budget) -> str:
                     if getattr(budget, name) is not None)
 
 
-def parse_strategy(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """`chain:verify_by=resolve,max_attempts=3` or `vote:samples=16` as (strategy, config overrides, strategy
-    options): a key that is a `ReasonConfig` field goes to the config, any other to the strategy. Values are
-    read as JSON where they parse (numbers, true/false), else kept as words."""
+def parse_strategy(spec: str) -> tuple[str, Knobs]:
+    """`chain:verify_by=resolve,max_attempts=3` or `vote:samples=16` as (strategy, its settings sorted into
+    config overrides, budget and strategy options by `split_settings`: an unknown key or a bad value is a
+    `ConfigError` naming the valid keys). Values are read as JSON where they parse, else kept as words."""
     name, _, rest = spec.partition(":")
-    config: dict[str, Any] = {}
-    options: dict[str, Any] = {}
+    name = name.strip()
+    settings: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, raw = part.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"bad strategy {spec!r}: expected STRATEGY:KEY=VALUE,..., e.g. vote:samples=16")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw.strip()
-        (config if key in ReasonConfig.model_fields else options)[key] = value
-    if config:
-        try:
-            ReasonConfig(**config)
-        except ValueError as e:
-            raise ConfigError(f"bad strategy {spec!r}: {e}") from None
-    return name.strip(), config, options
+        settings[key] = parse_value(raw)
+    try:
+        return name, split_settings(name, settings)
+    except ConfigError as e:
+        raise ConfigError(f"bad strategy {spec!r}: {e}") from None
 
 
 def make_arms(models: list[str], strategies: list[str], budgets: list[str], tools: bool = False,
@@ -100,11 +95,12 @@ def make_arms(models: list[str], strategies: list[str], budgets: list[str], tool
     arms = []
     for model in models:
         for spec in strategies:
-            strategy, overrides, options = parse_strategy(spec)
+            strategy, knobs = parse_strategy(spec)
             settings = spec.partition(":")[2].replace(" ", "")
             for budget in parsed:
                 label = " ".join(filter(None, (settings, budget_label(budget), "tools" if tools else "")))
-                arms.append(Arm(model, strategy, budget, label, config.model_copy(update=overrides), options))
+                arms.append(Arm(model, strategy, replace(budget, **knobs.budget), label,
+                                config.model_copy(update=knobs.config), knobs.options))
     keys = [a.key for a in arms]
     if len(set(keys)) != len(keys):
         raise ConfigError("the same model, strategy and budget is given twice")

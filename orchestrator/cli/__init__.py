@@ -17,6 +17,7 @@ from orchestrator import __version__
 # name -> ("module:attribute", one-line help shown by `reason --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("orchestrator.cli.ask:ask", "Answer a question, thinking harder (the default command)."),
+    "strategies": ("orchestrator.cli.strategies_cmd:strategies", "List the strategies, their options and defaults."),
     "models": ("orchestrator.cli.models_cmd:models", "List known models; `models pull NAME` gets weights."),
     "keys": ("orchestrator.cli.keys_cmd:keys", "Store and list API keys (values are never printed)."),
     "config": ("orchestrator.cli.config_cmd:config", "Show or change the defaults in config.toml."),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from orchestrator.cli.common import (
     user_errors,
     warn,
 )
+
+if TYPE_CHECKING:
+    from orchestrator.strategies.knobs import Knobs
 
 LOCAL_PROVIDERS = ("local", "fake", "replay")
 BUDGETS = ("tokens", "usd", "seconds", "calls")
@@ -54,7 +57,7 @@ class AskCommand(JsonCommand):
         from orchestrator.strategies import DESCRIPTIONS
 
         super().format_epilog(ctx, formatter)
-        with formatter.section("Strategies (--strategy NAME)"):
+        with formatter.section("Strategies (--strategy NAME; `reason strategies` lists their -S options)"):
             formatter.write_dl(list(DESCRIPTIONS.items()))
 
 
@@ -99,6 +102,18 @@ def call_options(options: dict[str, Any], flags: dict[str, Any]) -> dict[str, An
     return options
 
 
+def strategy_knobs(strategy: str, pairs: tuple[tuple[str, str], ...]) -> Knobs:
+    """`-S KEY VALUE` pairs sorted into config fields, budgets and the strategy's options
+    (`strategies.knobs.split_settings`); a bad key or value is a one-line usage error (exit 2)."""
+    from orchestrator.errors import ConfigError
+    from orchestrator.strategies.knobs import split_settings
+
+    try:
+        return split_settings(strategy, parse_pairs(pairs))
+    except ConfigError as e:
+        raise ReasonFailure(f"-S: {e}", exit_code=2) from None
+
+
 def budget_of(flags: dict[str, Any], s: Any) -> dict[str, Any]:
     """The whole-run budget from the flags, else the config file."""
     if flags["max_tokens"] is not None:
@@ -115,7 +130,9 @@ def budget_of(flags: dict[str, Any], s: Any) -> dict[str, Any]:
               "(`reason models` lists them). Default: config, else the embedded local model.")
 @click.option("--strategy", help="Strategy: crosscheck (default) or one listed below.")
 @click.option("-S", "--strategy-option", "strategy_options", nargs=2, multiple=True, metavar="KEY VALUE",
-              help="A strategy option, e.g. -S samples 5 (values parsed as JSON when possible).")
+              help="A setting: the strategy's option (-S samples 5), a config field (-S max_attempts 3) or a "
+                   "budget (-S budget_usd 0.05); values parsed as JSON when possible. `reason strategies` lists "
+                   "the options.")
 @click.option("-s", "--system", help="Extra system instructions, appended to the built-in system prompt.")
 @click.option("-o", "--option", "options", nargs=2, multiple=True, metavar="KEY VALUE",
               help="A model option passed to the provider, e.g. -o top_p 0.9 (JSON when possible).")
@@ -185,21 +202,22 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
     if key and provider_of(model) in LOCAL_PROVIDERS:
         raise click.BadParameter(f"{model} does not use an API key", param_hint="'--key'")
     extra = call_options(parse_pairs(options), flags)
-    budget = Budget(**budget_of(flags, s))
+    knobs = strategy_knobs(strategy, strategy_options)
+    budget = Budget(**{**budget_of(flags, s), **knobs.budget})
     fields = {name: value for flag, name in (
         ("max_steps", "max_steps"), ("attempts", "max_attempts"), ("kind", "kind"), ("seed", "seed"),
         ("system", "system"), ("prompts_dir", "prompts_dir"), ("verify_by", "verify_by"),
         ("temperature", "temperature"), ("max_tokens_per_call", "max_tokens_per_call"),
     ) if (value := flags[flag] if flags[flag] is not None else getattr(s, flag, None)) is not None}
     try:
-        config = ReasonConfig(**fields)
+        config = ReasonConfig(**{**fields, **knobs.config})
     except ValidationError as e:  # a value that came in through `-o` (the flags check their own)
         first = e.errors()[0]
         raise click.UsageError(f"{first['loc'][0]}: {first['msg']} (got {first['input']!r})") from None
     if flags["tool_protocol"] is not None:
         config.native_tools = flags["tool_protocol"] == "native"
     runs_dir = Path(flags["runs_dir"] or s.runs_dir or default_runs_dir())
-    check_inputs(strategy, parse_pairs(strategy_options), parse_pairs(options), runs_dir, config.prompts_dir)
+    check_inputs(parse_pairs(options), runs_dir, config.prompts_dir)
     with user_errors():
         chat_model = get_model(model, options=CallOptions(extra=extra), **({"api_key": key} if key else {}))
         if price := flags["price"] or s.prices.get(model):
@@ -209,10 +227,11 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
         except ConfigError as e:
             raise click.UsageError(str(e)) from None
         reasoner = Reasoner(
-            chat_model, strategy, budget, config, runs_dir=runs_dir, sandbox=flags["sandbox"] or s.sandbox,
-            tools=s.tools if flags["tools"] is None else flags["tools"],
+            chat_model, strategy, budget, config, runs_dir=runs_dir,
+            sandbox=flags["sandbox"] or knobs.config.get("sandbox") or s.sandbox,
+            tools=flags["tools"] if flags["tools"] is not None else knobs.config.get("tools", s.tools),
             cache=s.cache if flags["cache"] is None else flags["cache"],
-            strategy_options=parse_pairs(strategy_options),
+            strategy_options=knobs.options,
             # tokens shown live in the footer as they come, from every call that can stream
             stream_tokens=thinking is not False and not quiet and sys.stderr.isatty(),
         )

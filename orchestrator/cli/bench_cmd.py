@@ -36,8 +36,9 @@ def _strategies(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     from orchestrator.errors import ConfigError
 
     for value in values:
+        check_strategy(value.partition(":")[0].strip())
         try:
-            check_strategy(parse_strategy(value)[0])
+            parse_strategy(value)  # an unknown key or a bad value: refused before any model call
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="'-s' / '--strategy'") from None
     return values

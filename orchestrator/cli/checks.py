@@ -75,18 +75,12 @@ def interruptible(solve: Any, *args: Any, **kwargs: Any) -> Any:
         return e.result
 
 
-def check_inputs(strategy: str, strategy_options: dict[str, Any], model_options: dict[str, Any], runs_dir: Path,
-                 prompts_dir: str | None) -> None:
-    """Usage errors that would otherwise surface mid-run: bad `-S` values, `-o` options `reason` sets itself,
-    a runs folder that cannot be made, a prompt folder with a broken template."""
+def check_inputs(model_options: dict[str, Any], runs_dir: Path, prompts_dir: str | None) -> None:
+    """Usage errors that would otherwise surface mid-run: `-o` options `reason` sets itself, a runs folder
+    that cannot be made, a prompt folder with a broken template (`-S` is checked as it is sorted)."""
     from orchestrator.errors import ConfigError
     from orchestrator.prompting import check_folder
-    from orchestrator.strategies.options import check_options
 
-    try:
-        check_options(strategy, strategy_options)
-    except ConfigError as e:
-        raise click.BadParameter(str(e), param_hint="'-S' / '--strategy-option'") from None
     reserved = [k for k in model_options if k in RESERVED_OPTIONS]
     if reserved:
         raise click.BadParameter(f"{reserved[0]!r} is set by reason itself (--show-thinking streams the steps)",

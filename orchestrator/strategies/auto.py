@@ -19,8 +19,8 @@ least `confident`, default `reward_high`, counts as easy, as it did before): a m
 reasoning repeats its mistakes (Huang et al. 2023, "Large Language Models Cannot Self-Correct Reasoning
 Yet").
 
-The escalation runs `samples` (6) more chains with the remaining budget, the first chain counting as a vote
-or candidate. It starts only if `min_escalation` (2) more samples are projected to fit (projected from the
+The escalation runs `samples` more chains with the remaining budget, the first chain counting as a vote
+or candidate. It starts only if `min_escalation` more samples are projected to fit (projected from the
 first chain: its think calls for a vote sample, its first think call for a `sampler=plain` one, all of it
 for a best-of-n sample); else the chain's answer is returned with `budget_<resource>`. `escalate` ('vote',
 'best-of-n' or 'none') overrides the choice.
@@ -31,15 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.errors import ConfigError
 from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.strategies.best_of_n import best_of_n, default_scorer
+from orchestrator.strategies.options import AutoOptions, VoteOptions
 from orchestrator.strategies.sampling import blocked
 from orchestrator.strategies.vote import check_options, vote
-
-ESCALATIONS = ("vote", "best-of-n", "none")
-
 
 def difficulty(run: Run, confident: float, reward_low: float, verifiable: bool, trust_self: bool = False) -> str:
     """'easy', 'medium' or 'hard' from a finished chain's answer, reward and verification (see the module)."""
@@ -59,7 +56,7 @@ def sample_cost(ctx: StrategyContext, target: str, first: Run) -> dict[str, floa
     """One escalation sample's projected cost from the first chain: all of it for best-of-n, its think calls
     for a vote of chains, its first think call for a vote of bare calls (`sampler=plain`: one call, the
     question without the system prompt, so it still errs high)."""
-    if target == "vote" and ctx.options.get("sampler") == "plain":
+    if target == "vote" and ctx.options_as(VoteOptions).sampler == "plain":
         call = next((step.calls[0] for step in first.trajectory.steps if step.kind == "think" and step.calls), None)
         if call is not None:
             return {"calls": 1.0, "tokens": float(call.prompt_tokens + call.completion_tokens),
@@ -77,14 +74,12 @@ def sample_cost(ctx: StrategyContext, target: str, first: Run) -> dict[str, floa
 
 def solve(ctx: StrategyContext) -> Outcome:
     """One chain; stop if it is confident, else escalate to vote or best-of-n within the remaining budget."""
-    cfg, o = ctx.config, ctx.options
-    if o.get("escalate") and str(o["escalate"]) not in ESCALATIONS:  # bad options fail before any call
-        raise ConfigError(f"unknown escalation {o['escalate']!r}; choose from {', '.join(ESCALATIONS)}")
-    check_options(ctx)
+    cfg, o = ctx.config, ctx.options_as(AutoOptions)
+    check_options(ctx)  # a weight the model cannot report fails before any call
     first = ctx.run_chain(0)
     verifiable = cfg.verify and first.can_verify
-    trust_self = bool(o.get("trust_self", False))
-    level = difficulty(first, float(o.get("confident", cfg.reward_high)), cfg.reward_low, verifiable, trust_self)
+    confident = cfg.reward_high if o.confident is None else o.confident
+    level = difficulty(first, confident, cfg.reward_low, verifiable, o.trust_self)
     c = first.final
     decision: dict[str, Any] = {
         "first": {"answer": c.answer if c else None, "reward": c.reward if c else None,
@@ -93,10 +88,10 @@ def solve(ctx: StrategyContext) -> Outcome:
         "difficulty": level, "escalated_to": None,
     }
     checker = default_scorer(ctx) == "check"
-    target = str(o.get("escalate") or ("best-of-n" if level == "hard" and checker else "vote"))  # checked above
-    n = int(o.get("samples", 6))
+    target = o.escalate or ("best-of-n" if level == "hard" and checker else "vote")
+    n = o.samples
     cost = sample_cost(ctx, target, first)
-    short = blocked(ctx, cost, running=int(o.get("min_escalation", 2)) - 1)
+    short = blocked(ctx, cost, running=o.min_escalation - 1)
 
     def single(reason: str, why: str) -> Outcome:
         decision["why"] = why
@@ -116,7 +111,7 @@ def solve(ctx: StrategyContext) -> Outcome:
     if target == "none" or n <= 0:
         return single(first.stop_reason or "answered", "escalation turned off")
     if short is not None:
-        return single(f"budget_{short}", f"the budget cannot pay for {o.get('min_escalation', 2)} samples")
+        return single(f"budget_{short}", f"the budget cannot pay for {o.min_escalation} samples")
     why = f"{level} question; {'a checker' if checker else 'no checker'} available"
     decision.update(escalated_to=target, why=why)
     escalate = best_of_n if target == "best-of-n" else vote

@@ -10,14 +10,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.config import ReasonConfig
 from orchestrator.ledger import Budget, Ledger
 from orchestrator.machine import run_machine
 from orchestrator.models.base import ChatModel
 from orchestrator.run import Candidate, EventHandler, Run
+from orchestrator.strategies.options import StrategyOptions
 from orchestrator.trajectory import Trajectory
+
+Options = TypeVar("Options", bound=StrategyOptions)
 
 
 @dataclass
@@ -37,7 +40,13 @@ class StrategyContext:
     on_event: EventHandler | None = None
     stream_tokens: bool = False
     concurrency: int = 4
-    options: dict[str, Any] = field(default_factory=dict)  # strategy-specific knobs (samples, beam width…)
+    options: StrategyOptions = field(default_factory=StrategyOptions)  # the strategy's, validated
+
+    def options_as(self, model: type[Options]) -> Options:
+        """The options as `model` (the strategy's own, or those of a strategy that escalates to it)."""
+        if not isinstance(self.options, model):
+            raise TypeError(f"{type(self.options).__name__} given where {model.__name__} is needed")
+        return self.options
 
     @property
     def streams(self) -> bool:

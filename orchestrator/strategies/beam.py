@@ -18,8 +18,8 @@ abandoned as they are dropped, and at the end every node off the path to the ans
 lists the nodes. Tools are off inside the beam (branches would need a sandbox session each).
 Stop reasons: verified / answered (an accepted answer), limit (max_depth, max_nodes or max_backoffs reached;
 the best answer seen is returned), budget_<resource>.
-Options: width (2), branch (2), max_depth (6), max_nodes (width * branch * max_depth), max_backoffs (2),
-temperature (the model's `sample_temperature`, as for `vote`), sample_first (False: sample every child).
+Options (`BeamOptions` in `orchestrator.strategies.options`, with their defaults): width, branch, max_depth,
+max_nodes (width * branch * max_depth unless set), max_backoffs, temperature (as for `vote`), sample_first.
 The first child is not sampled because under a budget that pays for one child the beam is that child, which
 should then be what `chain` would write.
 """
@@ -36,6 +36,7 @@ from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
 from orchestrator.lifecycle import lifecycle, stop_reason
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
+from orchestrator.strategies.options import BeamOptions
 from orchestrator.trajectory import Step, Trajectory
 
 
@@ -69,15 +70,14 @@ class Beam:
     """The search state of one solve: the tree, the trajectory it is written to, the settings."""
 
     def __init__(self, ctx: StrategyContext) -> None:
-        o = ctx.options
+        o = ctx.options_as(BeamOptions)
         self.ctx = ctx
-        self.width, self.branch = int(o.get("width", 2)), int(o.get("branch", 2))
-        self.max_depth, self.max_backoffs = int(o.get("max_depth", 6)), int(o.get("max_backoffs", 2))
-        self.max_nodes = int(o.get("max_nodes", self.width * self.branch * self.max_depth))
-        t = float(o.get("temperature", ctx.model.sample_temperature))
+        self.width, self.branch, self.max_depth, self.max_backoffs = o.width, o.branch, o.max_depth, o.max_backoffs
+        self.max_nodes = o.max_nodes or self.width * self.branch * self.max_depth
+        t = ctx.model.sample_temperature if o.temperature is None else o.temperature
         self.config = ctx.config.model_copy(update={"temperature": t, "retry_temperature": t, "plan": False})
         self.own = ctx.config.model_copy(update={"plan": False})  # a node's first child: the run's temperature
-        self.sample_first = bool(o.get("sample_first", False))
+        self.sample_first = o.sample_first
         self.expanded: set[int] = set()  # nodes whose first child was decoded at the run's temperature
         settings = {"width": self.width, "branch": self.branch, "max_depth": self.max_depth}
         self.tree = Run(

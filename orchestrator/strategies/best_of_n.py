@@ -15,8 +15,8 @@ check or verification), then the score (the judge's, else the reflection reward)
 earliest. Stops early with `verified` when a check passes (or, with `stop_on_verified`, when a chain's own
 verification passes); otherwise after `samples` chains (`limit`, or `verified` when the chosen answer was
 verified), or before a chain the budget could not pay for (`budget_<resource>`).
-Options: samples (4), scorer, stop_on_verified (False), temperature (the model's `sample_temperature`, as
-for `vote`), chain (config overrides), sample_first (False).
+Options (`BestOfNOptions` in `orchestrator.strategies.options`, with their defaults): samples, scorer,
+stop_on_verified, temperature (as for `vote`), chain (config overrides), sample_first.
 
 The first chain is not sampled unless `sample_first` is set: it runs at the run's own temperature, as the
 `chain` strategy would (greedy on the local model, the provider's default elsewhere), and the others at
@@ -34,6 +34,7 @@ from orchestrator.answers import group
 from orchestrator.errors import BudgetExceeded
 from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
+from orchestrator.strategies.options import BestOfNOptions
 from orchestrator.strategies.sampling import Projection, run_samples
 from orchestrator.strategies.scoring import Scorer
 from orchestrator.strategies.vote import chain_overrides
@@ -41,7 +42,7 @@ from orchestrator.strategies.vote import chain_overrides
 
 def solve(ctx: StrategyContext) -> Outcome:
     """Sample `samples` full chains (or fewer: verified early, budget), score them, keep the best."""
-    return best_of_n(ctx, list(range(int(ctx.options.get("samples", 4)))))
+    return best_of_n(ctx, list(range(ctx.options_as(BestOfNOptions).samples)))
 
 
 def default_scorer(ctx: StrategyContext) -> str:
@@ -54,8 +55,9 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
               estimate: dict[str, float] | None = None) -> Outcome:
     """Best-of-n over chains `indices`; `prior` chains (already run) are candidates too. `estimate`: one
     sample's projected cost until one has finished (else projected from `prior`)."""
-    method = str(ctx.options.get("scorer") or default_scorer(ctx))
-    stop_on_verified = bool(ctx.options.get("stop_on_verified", False))
+    o = ctx.options_as(BestOfNOptions)
+    method = o.scorer or default_scorer(ctx)
+    stop_on_verified = o.stop_on_verified
     scorer = Scorer(ctx, method)
     seen: list[str] = []
     labels: list[str | None] = []
@@ -90,9 +92,9 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
     if early is None:
         projection = Projection(ctx, len(prior), first_calls, estimate)
         overrides = chain_overrides(ctx, cheap=False)
-        first = {} if prior or not indices or ctx.options.get("sample_first", False) else {
+        first = {} if prior or not indices or o.sample_first else {
             indices[0]: {key: getattr(ctx.config, key) for key in ("temperature", "retry_temperature")
-                         if key not in ctx.options.get("chain", {})}}
+                         if key not in o.chain}}
         sampled = run_samples(ctx, indices, decide, projection, per_index=first, **overrides)
         new_runs, reason = sampled.runs, sampled.stop_reason
     else:

@@ -26,44 +26,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from orchestrator.answers import group
-from orchestrator.errors import ConfigError
 from orchestrator.lifecycle import lifecycle
 from orchestrator.programs import run_program
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
+from orchestrator.strategies.options import CrosscheckOptions
 from orchestrator.strategies.plain import answer_once
 from orchestrator.strategies.sampling import Projection, run_samples
 from orchestrator.trajectory import Step
 
 PROGRAM_KINDS = ("math", "text")  # answers a program's printed result can stand for (a number, a word)
-
-
-class CrosscheckOptions(BaseModel):
-    """The options of `crosscheck` (`-S KEY VALUE`, `crosscheck:KEY=VALUE`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rounds: int = Field(3, ge=1, le=16)
-    """Rounds at most, each one prose solution and one program (the first, greedy round included)."""
-    temperature: float | None = Field(None, ge=0, le=2)
-    """Sampling temperature of the rounds after the first (default: the model's sampling temperature)."""
-    margin: int = Field(1, ge=1)
-    """Votes by which the leading answer must lead every other to stop early (it also needs two votes)."""
-    programs: bool = True
-    """Solve as programs too, where the sandbox can run them and the answer is a number (off: prose only)."""
-
-
-def options(ctx: StrategyContext) -> CrosscheckOptions:
-    """The validated options; a `ConfigError` naming the valid ones for a bad key or value."""
-    try:
-        return CrosscheckOptions.model_validate(ctx.options)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors())
-        valid = ", ".join(CrosscheckOptions.model_fields)
-        raise ConfigError(f"bad crosscheck option ({problems}); its options are: {valid}") from None
 
 
 @dataclass
@@ -153,7 +126,7 @@ def evidence(votes: list[Vote], chosen: str | None) -> dict[str, Any]:
 def solve(ctx: StrategyContext) -> Outcome:
     """Rounds of a prose solution and a program until one answer is settled, the budget is spent, or
     `rounds` have run."""
-    o = options(ctx)
+    o = ctx.options_as(CrosscheckOptions)
     with_programs = o.programs and ctx.make_sandbox is not None and ctx.kind in PROGRAM_KINDS
     temperature = o.temperature if o.temperature is not None else ctx.model.sample_temperature
     plan = [("prose" if not with_programs or i % 2 == 0 else "program") for i in range(o.rounds * 2)]

@@ -24,34 +24,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from orchestrator.errors import ConfigError
+from typing import Any, Literal
 
 Label = str | None  # a group of answers that mean the same; None: the sample gave no answer
-
-RULES = ("beta", "window", "none")
+Rule = Literal["beta", "window", "none"]
 
 
 @dataclass(frozen=True)
 class StopRule:
-    """Settings of the stopping rule (from the strategy options)."""
+    """Settings of the stopping rule (`VoteOptions.stop_rule()`; these defaults are the options' defaults)."""
 
-    rule: str = "beta"  # 'beta' (Adaptive-Consistency), 'window' (ESC) or 'none' (fixed k)
+    rule: Rule = "beta"  # 'beta' (Adaptive-Consistency), 'window' (ESC) or 'none' (fixed k)
     confidence: float = 0.95  # beta: stop when P(leader is the true majority) >= this
     window: int = 3  # window: stop when the last `window` answers agree
     min_samples: int = 2  # never stop (on any rule) before this many samples
     min_gain: float = 0.0  # stop when expected flips per 1k tokens of the remaining samples < this (0: off)
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> StopRule:
-        """The rule set by a strategy's options (rule, confidence, window, min_samples, min_gain)."""
-        names = ("rule", "confidence", "window", "min_samples", "min_gain")
-        known = {k: options[k] for k in names if k in options}
-        rule = cls(**known)
-        if rule.rule not in RULES:
-            raise ConfigError(f"unknown stopping rule {rule.rule!r}; choose from {', '.join(RULES)}")
-        return rule
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""

@@ -11,11 +11,10 @@ needs whatever they answer (`stopping.needed`: 4 at first for Beta at 0.95, then
 so an early stop saves the same samples it would one at a time; `speculate` launches that many more
 (faster, and possibly wasted; a large number launches all at once).
 
-Options: samples (8), temperature (the model's `sample_temperature`: 0.7, but 0.4 for the embedded Qwen),
-chain (config overrides for the sampled chains), speculate (0), and the stopping rule's rule ('beta'),
-confidence (0.95), window (3), min_samples (2), min_gain (0: off; expected answer flips per 1,000 tokens of
-the remaining samples below which sampling stops; a remaining sample is priced at the mean of this vote's
-own samples, not at a prior chain's, e.g. `auto`'s first), weight (none), sampler ('chain').
+Options (`VoteOptions` in `orchestrator.strategies.options`, with their defaults; `reason strategies` lists
+them): samples, temperature, chain (config overrides for the sampled chains), speculate, the stopping rule's
+rule, confidence, window, min_samples and min_gain (a remaining sample is priced at the mean of this vote's
+own samples, not at a prior chain's, e.g. `auto`'s first), weight and sampler.
 
 `sampler`: what one sample is. 'chain' (the default): a cheap chain of the state machine, with its system
 prompt and step format. 'plain': the bare question in one call at the sampling temperature, as the `plain`
@@ -45,6 +44,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
+from orchestrator.strategies.options import SampledOptions, VoteOptions
 from orchestrator.strategies.plain import answer_many, answer_once, draws_together
 from orchestrator.strategies.sampling import Projection, affordable, run_samples, run_tokens
 
@@ -52,16 +52,17 @@ CHEAP = {"plan": False, "reflect": False, "verify": False, "max_attempts": 1}
 
 
 def chain_overrides(ctx: StrategyContext, cheap: bool = True) -> dict[str, Any]:
-    """Config overrides of a sampled chain: sampling temperature, cheap by default, then options['chain']."""
-    temperature = float(ctx.options.get("temperature", ctx.model.sample_temperature))
+    """Config overrides of a sampled chain: sampling temperature, cheap by default, then the `chain` option."""
+    o = ctx.options_as(SampledOptions)
+    temperature = ctx.model.sample_temperature if o.temperature is None else o.temperature
     base = dict(CHEAP) if cheap else {}
     sampling = {"temperature": temperature, "retry_temperature": temperature}
-    return {**base, **sampling, **ctx.options.get("chain", {})}
+    return {**base, **sampling, **o.chain}
 
 
 def solve(ctx: StrategyContext) -> Outcome:
     """Sample chains until the majority is stable, the budget is spent, or `samples` have run."""
-    return vote(ctx, list(range(int(ctx.options.get("samples", 8)))))
+    return vote(ctx, list(range(ctx.options_as(VoteOptions).samples)))
 
 
 def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
@@ -91,7 +92,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
             return "consensus"
         return None
 
-    speculate = int(ctx.options.get("speculate", 0))
+    speculate = ctx.options_as(VoteOptions).speculate
 
     def wanted() -> int:
         return stopping.needed(labels, rule, allowed - len(labels)) + speculate
@@ -127,22 +128,16 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
     )
 
 
-SAMPLERS = ("chain", "plain")
-
-
 def check_options(ctx: StrategyContext) -> tuple[stopping.StopRule, str | None, Callable[..., Run]]:
-    """The vote's stopping rule, weight and sampler from its options; a `ConfigError` naming the choices for a
-    bad one (strategies that may escalate to a vote call this before their first model call)."""
-    return stopping.StopRule.from_options(ctx.options), weight_option(ctx), sampler(ctx)
+    """The vote's stopping rule, weight and sampler from its options; a `ConfigError` for a weight the model
+    cannot report (strategies that may escalate to a vote call this before their first model call)."""
+    return ctx.options_as(VoteOptions).stop_rule(), weight_option(ctx), sampler(ctx)
 
 
 def sampler(ctx: StrategyContext) -> Callable[..., Run]:
     """How one sample is drawn (option `sampler`): a cheap chain of the state machine ('chain', the default)
     or the bare question in one call, as `plain` asks it ('plain')."""
-    name = ctx.options.get("sampler", "chain")
-    if name not in SAMPLERS:
-        raise ConfigError(f"unknown vote sampler {name!r}; choose from {', '.join(SAMPLERS)}")
-    if name == "plain":
+    if ctx.options_as(VoteOptions).sampler == "plain":
         return lambda index, **overrides: answer_once(ctx, index, **overrides)
     return ctx.run_chain
 
@@ -150,25 +145,23 @@ def sampler(ctx: StrategyContext) -> Callable[..., Run]:
 def waves(ctx: StrategyContext) -> Callable[..., list[Run]] | None:
     """How a wave of samples is drawn together, where it can be: 'plain' samples of a model that takes `n`
     go out as one request (`plain.answer_many`); None: one request a sample."""
-    if ctx.options.get("sampler", "chain") != "plain" or not draws_together(ctx.model):
+    if ctx.options_as(VoteOptions).sampler != "plain" or not draws_together(ctx.model):
         return None
     return lambda indices, **overrides: answer_many(ctx, indices, **overrides)
 
 
 def weight_option(ctx: StrategyContext) -> str | None:
-    """The score votes are weighted by (None: one vote each); a clear error for an unknown score or a model
-    without token statistics."""
-    name = ctx.options.get("weight")
-    if name in (None, "", "none"):
+    """The score votes are weighted by (None: one vote each); a clear error for a model without token
+    statistics (the options model checked the name)."""
+    name = ctx.options_as(VoteOptions).weight
+    if name is None:
         return None
-    if name not in SCORES:
-        raise ConfigError(f"unknown vote weight {name!r}; choose from none, {', '.join(SCORES)}")
     if not getattr(ctx.model, "reports_confidence", False):
         raise ConfigError(
             f"weight={name} needs token statistics, which {ctx.model.name} does not report: the local models "
             "report them when they decode calls together (REASON_LOCAL_SLOTS=N or `reason bench --local-slots N`, "
             "N > 1), OpenAI-compatible servers when asked for log-probabilities (REASON_LOGPROBS=1)")
-    return str(name)
+    return name
 
 
 def run_weight(run: Run, score: str) -> float | None:
