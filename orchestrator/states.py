@@ -236,8 +236,8 @@ def _verify_by_resolving(run: Run) -> Step:
     refuted when another has more, and left unverified on a tie or when no re-solve gave an answer. Every
     re-solve's answer joins the candidates, so the final choice (`Run.best`) is a vote over all of them.
     """
-    assert run.pending is not None and run.pending.answer is not None
     pending = run.pending
+    assert pending is not None and pending.answer is not None
     n = run.config.resolve_samples
     replies = run.ask_plain(n, "verify", max_tokens=run.config.max_tokens_per_call)
     found = [extract_answer(text, run.kind) for text, _ in replies]
