@@ -215,7 +215,8 @@ def _verify_by_program(run: Run) -> Step:
     if computed is not None:
         step.verdict = same_answer(computed.text, run.pending.answer, run.kind)
         verb = "matches" if step.verdict else "does not match"
-        step.observation += f"\n[check] the program's result {computed.text} {verb} the answer {step.answer}"
+        check = f"[check] the program's result {computed.text} {verb} the answer {step.answer}"
+        step.observation = f"{step.observation or ''}\n{check}"
         if not step.verdict:
             run.candidates.append(Candidate(computed.text, computed.normalized, None, None, run.attempt))
     elif step.code is not None:
