@@ -175,7 +175,7 @@ def steps_records(solves: list[Solve]) -> list[dict[str, Any]]:
 
 
 def _question(record: dict[str, Any]) -> str:
-    prompt = record.get("prompt", record.get("messages"))
+    prompt = record["prompt"] if "prompt" in record else record["messages"]
     return prompt if isinstance(prompt, str) else str(prompt[0]["content"])
 
 

@@ -183,15 +183,15 @@ def known_secrets() -> set[str]:
     return {v for v in values if len(v) >= MIN_SECRET}
 
 
-def redact_values(text: str, extra: Iterable[str] = ()) -> str:
-    """`text` with every known secret value (not key shapes) replaced by [REDACTED]."""
-    for secret in sorted(known_secrets() | {s for s in extra if len(s) >= MIN_SECRET}, key=len, reverse=True):
+def redact_values(text: str, extra: Iterable[str | None] = ()) -> str:
+    """`text` with every known secret value (not key shapes) replaced by [REDACTED]; None in `extra`: no key."""
+    for secret in sorted(known_secrets() | {s for s in extra if s and len(s) >= MIN_SECRET}, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
 
 
-def redact(text: str, extra: Iterable[str] = ()) -> str:
+def redact(text: str, extra: Iterable[str | None] = ()) -> str:
     """`text` with every known secret value, and anything that looks like a key, replaced by [REDACTED]."""
     return KEY_PATTERNS.sub(REDACTED, redact_values(text, extra))
 

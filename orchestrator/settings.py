@@ -216,7 +216,7 @@ def _rewrite(lines: list[str], table: str | None, written: str, value: Any) -> l
     names = [written] + ([old for old, new in RENAMED.items() if new == written] if table is None else [])
     pattern = re.compile(rf"^\s*({'|'.join(re.escape(n) for n in names)})\s*=")
     if table is None:
-        start = 0
+        start: int | None = 0
         end = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
     else:
         header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")

@@ -215,7 +215,8 @@ def _verify_by_program(run: Run) -> Step:
     if computed is not None:
         step.verdict = same_answer(computed.text, run.pending.answer, run.kind)
         verb = "matches" if step.verdict else "does not match"
-        step.observation += f"\n[check] the program's result {computed.text} {verb} the answer {step.answer}"
+        check = f"[check] the program's result {computed.text} {verb} the answer {step.answer}"
+        step.observation = f"{step.observation or ''}\n{check}"
         if not step.verdict:
             run.candidates.append(Candidate(computed.text, computed.normalized, None, None, run.attempt))
     elif step.code is not None:
@@ -236,8 +237,8 @@ def _verify_by_resolving(run: Run) -> Step:
     refuted when another has more, and left unverified on a tie or when no re-solve gave an answer. Every
     re-solve's answer joins the candidates, so the final choice (`Run.best`) is a vote over all of them.
     """
-    assert run.pending is not None and run.pending.answer is not None
     pending = run.pending
+    assert pending is not None and pending.answer is not None
     n = run.config.resolve_samples
     replies = run.ask_plain(n, "verify", max_tokens=run.config.max_tokens_per_call)
     found = [extract_answer(text, run.kind) for text, _ in replies]

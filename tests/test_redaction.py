@@ -83,3 +83,9 @@ def test_the_serve_guard_key_is_a_known_secret(monkeypatch):
     assert keys.is_guard_key("guard-0123456789") and redact("x guard-0123456789 y") == f"x {REDACTED} y"
     monkeypatch.setenv("REASON_SERVE_API_KEY", "serve-env-key-0123456789")
     assert redact("serve-env-key-0123456789") == REDACTED
+
+
+def test_a_model_without_a_key_passes_none_and_redaction_still_scrubs_the_rest():
+    # a keyless server's refusal is redacted with `[model.api_key]`, which is [None] there
+    assert redact("refused: sk-abcdefghijklmnopqrstuvwx", [None]) == f"refused: {REDACTED}"
+    assert redact("nothing secret", [None, "short"]) == "nothing secret"

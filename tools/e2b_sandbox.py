@@ -100,11 +100,11 @@ def to_exec_result(execution: Any, max_chars: int) -> ExecResult:
     error = execution.error
     if error is not None:
         stderr += error.traceback
-    texts = [
+    texts = (
         clip(stdout, max_chars),
         clip(stderr, max_chars),
         None if result is None else clip(result, max_chars),
-    ]
+    )
     truncated = (texts[0], texts[1], texts[2]) != (stdout, stderr, result)
     reason = "ok" if error is None else "memory_limit" if error.name == "MemoryError" else "error"
     return ExecResult(

@@ -172,7 +172,9 @@ class Session:
             )
             self.in_cell = True
             tree = ast.parse(code, filename)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            if last is not None:
+                tree.body.pop()
             exec(compile(tree, filename, "exec"), self.namespace)
             if last is not None:
                 value = eval(compile(ast.Expression(last.value), filename, "eval"), self.namespace)

@@ -172,7 +172,7 @@ def run_bench(
         for arm in arms:
             if arm.model not in models:
                 local = provider_of(arm.model) == "local"
-                models[arm.model] = get_model(arm.model, **({"slots": local_slots} if local else {}))
+                models[arm.model] = get_model(arm.model, slots=local_slots) if local else get_model(arm.model)
             model = models[arm.model]
             for kind in sorted({p.kind for p in problems}):  # each problem is solved as its own kind
                 update: dict[str, Any] = {"kind": kind} if seed is None else {"kind": kind, "seed": seed}

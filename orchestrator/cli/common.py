@@ -36,7 +36,7 @@ class ReasonFailure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(one_line(message))
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click's stubs make it a ClassVar; each failure has its own
 
 
 @contextmanager

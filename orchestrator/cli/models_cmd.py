@@ -91,8 +91,8 @@ def models(ctx: click.Context, as_json: bool) -> None:
     from orchestrator.models import DEFAULT_MODEL
     from orchestrator.strategies import DESCRIPTIONS
 
-    data = {"default": DEFAULT_MODEL, "embedded": embedded(), "api": api_models(), "endpoints": endpoints(),
-            "strategies": DESCRIPTIONS}
+    data: dict[str, Any] = {"default": DEFAULT_MODEL, "embedded": embedded(), "api": api_models(),
+                            "endpoints": endpoints(), "strategies": DESCRIPTIONS}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

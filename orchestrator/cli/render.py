@@ -120,8 +120,10 @@ class Counter:
                 f"{used(time.monotonic() - self.started, lim.get('seconds'), '.1f')}s")
 
     def line(self) -> Text:
+        frame = self.spinner.render(time.monotonic())
+        assert isinstance(frame, Text)  # a spinner without a text of its own renders its frame as a Text
         return Text.assemble(
-            self.spinner.render(time.monotonic()), (f" {self.last} · ", "cyan"), (self.totals(), "bold"),
+            frame, (f" {self.last} · ", "cyan"), (self.totals(), "bold"),
             (f"  {self.model} · {self.strategy}", "dim"), no_wrap=True, overflow="ellipsis",
         )
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import ConfigError
@@ -97,7 +98,7 @@ def provider_of(name: str) -> str:
     return prefix if prefix in ADAPTERS else "litellm"
 
 
-def _load(path: str) -> type[ChatModel]:
+def _load(path: str) -> Callable[..., ChatModel]:
     module, cls = path.split(":")
     return getattr(importlib.import_module(module), cls)
 

@@ -93,6 +93,7 @@ class LocalModel(ChatModel):
     in this process, on the GPU where its build has one."""
 
     is_local = True
+    context_window: int  # always known here: n_ctx, REASON_LOCAL_N_CTX or the weights' own (see __init__)
 
     def __init__(
         self,

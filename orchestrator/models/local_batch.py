@@ -79,7 +79,7 @@ def chat_prompt(llm: Any, messages: list[dict[str, Any]]) -> list[int]:
         bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
         stop_token_ids=[eos],
     )
-    result = formatter(messages=messages)
+    result = formatter(messages=messages)  # type: ignore[arg-type]  # role/content dicts: llama_cpp's TypedDicts
     return llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
 

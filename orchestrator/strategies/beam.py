@@ -92,7 +92,8 @@ class Beam:
         """A node's run: sampled with its own seed, or (`own`) as the run's first sample, at its temperature."""
         c = self.ctx
         # its calls and tokens are shown as they happen; its steps, once the node is recorded (`record`)
-        events = (lambda kind, payload: kind != "step" and c.on_event(kind, payload)) if c.on_event else None
+        on_event = c.on_event
+        events = (lambda kind, payload: kind != "step" and on_event(kind, payload)) if on_event else None
         run = Run(question=c.question, kind=c.kind, model=c.model, config=self.own if own else self.config,
                   trajectory=Trajectory(None, {}), ledger=c.ledger, budget=c.budget, sample=0 if own else sample,
                   on_event=events, stream_tokens=c.streams)

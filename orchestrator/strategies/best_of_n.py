@@ -113,7 +113,8 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
     answered = [i for i, r in enumerate(runs) if r.final is not None and labels[i] is not None]
     best = max(answered, key=rank) if answered else None
     chosen = runs[best].final if best is not None else None
-    if reason == "limit" and best is not None and (checks.get(labels[best]) or (chosen and chosen.verified)):
+    label = labels[best] if best is not None else None
+    if reason == "limit" and label is not None and (checks.get(label) or (chosen and chosen.verified)):
         reason = "verified"
     details = {
         "scorer": method, "votes": dict(votes), "scores": scores, "checks": checks,

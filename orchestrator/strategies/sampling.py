@@ -114,12 +114,12 @@ def affordable(ctx: StrategyContext, cost: dict[str, float]) -> int | None:
     """How many more samples costing `cost` each the budget is projected to pay for (None: unlimited)."""
     left = ctx.budget.remaining(ctx.ledger)
     counts = [
-        math.floor(left[r] / cost[key]) if cost[key] > 0 else None
+        math.floor(have / cost[key]) if cost[key] > 0 else None
         for r, key in (("calls", "calls"), ("tokens", "tokens"), ("usd", "usd"), ("seconds", "seconds"))
-        if left[r] is not None
+        if (have := left[r]) is not None
     ]
-    counts = [max(0, c) for c in counts if c is not None]
-    return min(counts) if counts else None
+    whole = [max(0, c) for c in counts if c is not None]
+    return min(whole) if whole else None
 
 
 def run_samples(
@@ -198,6 +198,7 @@ def run_samples(
         paid = affordable(ctx, projection.cost())
         return min(take, len(queue), max(1, paid - running()) if paid is not None else take)
 
+    reason: str | None = None
     if ctx.parallel == 1:
         while queue and out.stop_reason == "limit":
             if (reason := stop_launching(0)) is not None:
@@ -210,7 +211,6 @@ def run_samples(
                     out.stop_reason = reason
         return _checked(out)
 
-    reason: str | None = None
     with ThreadPoolExecutor(max_workers=ctx.parallel) as pool:
         try:
             while True:
