@@ -88,6 +88,8 @@ def test_a_spec_sorts_config_budget_and_options_and_refuses_other_keys():
     [arm] = make_arms(["m"], ["vote:samples=3,max_attempts=3,budget_usd=0.5,config.temperature=0.2"], ["tokens=900"])
     assert arm.strategy_options == {"samples": 3} and arm.config.max_attempts == 3
     assert arm.config.temperature == 0.2 and (arm.budget.max_tokens, arm.budget.max_usd) == (900, 0.5)
+    [arm] = make_arms(["m"], ["vote:budget_tokens=1000"], ["tokens=5000"])
+    assert arm.budget.max_tokens == 1000 and "tokens=5000" not in arm.label  # the label names what runs
     for bad, words in (("vote:smaples=3", "did you mean 'samples'"), ("vote:width=2", "vote's options: samples"),
                        ("beam:samples=2", "beam's options: width"), ("vote:rule=vibes", "rule='vibes'")):
         with pytest.raises(ConfigError, match=words):

@@ -163,6 +163,9 @@ def test_no_file_contents_or_exception_text_from_a_broken_operator_model(server)
 
 @pytest.mark.parametrize(("body", "code"), [
     ({"strategy_options": {"samples": "lots"}, "model": "reason:vote:{m}"}, None),  # refused before any call
+    # what the operator owns cannot come in per sampled chain either (a folder probe, the server's templates)
+    ({"strategy_options": {"chain": {"prompts_dir": "/etc"}}, "model": "reason:vote:{m}"}, None),
+    ({"strategy_options": {"chain": {"system": "x"}, "samples": 2}, "model": "reason:best-of-n:{m}"}, None),
     ({"temperature": 99}, None),
     ({"temperature": -0.5}, None),
     ({"max_tokens": 5}, None),

@@ -182,7 +182,7 @@ def test_parallel_vote_launches_only_what_its_rule_needs_so_an_early_stop_saves_
     assert (result.stop_reason, result.samples_used, result.details["votes"]) == ("consensus", 7, {"9": 6, "5": 1})
     assert model.max_active == 4
     # speculate: launch more than needed (faster, possibly wasted); a large number launches all at once
-    model = ScriptedModel(answers(9), repeat_last=True, latency=0.05)
+    model = ScriptedModel(answers(9), repeat_last=True, latency=0.5)  # long enough that all 8 overlap under load
     result = solve(model, "vote", {"samples": 8, "speculate": 8}, concurrency=8)
     assert (result.stop_reason, result.samples_used, model.max_active) == ("consensus", 8, 8)
 

@@ -128,3 +128,31 @@ def test_a_cached_model_asks_one_request_a_sample(monkeypatch, tmp_path):
             result = reasoner.solve(Q)
         ns = [r.body.get("n", 1) for r in srv.posts()]
     assert ns == [1, 1, 1, 1] and result.answer == "9" and result.usage.calls == 4
+
+
+def test_a_failed_wave_fails_only_the_samples_it_asked_for():
+    """A wave clipped by the budget to k samples, whose request then fails, fails those k: the samples never
+    asked for go back to the queue and are drawn later (not counted as used and failed)."""
+    from fake_openai_server import Fault
+
+    srv_box: list = []
+
+    def reply(messages):
+        if len(srv_box[0].posts("/v1/chat/completions")) == 1:  # after the first wave: one refused key
+            srv_box[0].faults.append(Fault.unauthorized())
+        return "The answer is 9."
+
+    with serve(replies=reply) as srv:
+        srv_box.append(srv)
+        model = get_model(f"{srv.base_url}#m", retry_policy=FAST, n=True)
+        reasoner = Reasoner(model, "vote", budget=Budget(max_tokens=700),
+                            config=ReasonConfig(seed=3, max_tokens_per_call=300),
+                            strategy_options={"sampler": "plain", "samples": 8, "rule": "none"}, concurrency=1)
+        result = reasoner.solve(Q)
+        bodies = [r.body for r in srv.posts("/v1/chat/completions")]
+    assert len(bodies) >= 2
+    failed_n = bodies[1].get("n", 1)  # the refused request, as the budget clipped it
+    assert [b.get("n", 1) for b in bodies][:2] == [1, 3]  # waves the token budget clipped (of 7 wanted)
+    failed = [p for p in sample_files(result) if load_trajectory(p)[2].get("stop_reason") == "error"]
+    assert len(failed) == failed_n
+    assert result.samples_used == sum(b.get("n", 1) for b in bodies)  # every sample counted was asked for

@@ -98,9 +98,10 @@ def make_arms(models: list[str], strategies: list[str], budgets: list[str], tool
             strategy, knobs = parse_strategy(spec)
             settings = spec.partition(":")[2].replace(" ", "")
             for budget in parsed:
-                label = " ".join(filter(None, (settings, budget_label(budget), "tools" if tools else "")))
-                arms.append(Arm(model, strategy, replace(budget, **knobs.budget), label,
-                                config.model_copy(update=knobs.config), knobs.options))
+                merged = replace(budget, **knobs.budget)  # the spec's budget_* keys win over -b: name what runs
+                label = " ".join(filter(None, (settings, budget_label(merged), "tools" if tools else "")))
+                arms.append(Arm(model, strategy, merged, label, config.model_copy(update=knobs.config),
+                                knobs.options))
     keys = [a.key for a in arms]
     if len(set(keys)) != len(keys):
         raise ConfigError("the same model, strategy and budget is given twice")

@@ -31,6 +31,11 @@ class StrategyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+RUN_FIELDS = {"prompts_dir", "sandbox", "tools", "system"}
+"""Config fields that hold for every chain of a run (its prompts, sandbox, interpreter and system text): the
+`chain` option cannot override them per chain, so what `reason serve` refuses a client stays refused."""
+
+
 class SampledOptions(StrategyOptions):
     """Options of the strategies that sample several chains."""
 
@@ -39,11 +44,14 @@ class SampledOptions(StrategyOptions):
     temperature: float | None = Temperature
     """Sampling temperature of the sampled chains (None: the model's `sample_temperature`)."""
     chain: dict[str, Any] = Field(default_factory=dict)
-    """Config overrides of the sampled chains (fields of `ReasonConfig`)."""
+    """Config overrides of the sampled chains (fields of `ReasonConfig`, but not those of the whole run)."""
 
     @field_validator("chain")
     @classmethod
     def _config_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        fixed = sorted(set(value) & RUN_FIELDS)
+        if fixed:  # the run's own: a server refuses them at the top level, so they cannot come in through here
+            raise ValueError(f"chain.{fixed[0]}: set for the whole run, not per sampled chain")
         try:
             ReasonConfig(**value)  # unknown fields and wrong types fail here, with their names
         except ValidationError as e:

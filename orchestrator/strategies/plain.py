@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.answers import extract_answer
 from orchestrator.config import ReasonConfig
+from orchestrator.errors import ContextLengthExceeded, ProviderError
 from orchestrator.ledger import call_bound
 from orchestrator.lifecycle import lifecycle
 from orchestrator.models.base import ChatModel, Completion, Message
@@ -69,6 +70,15 @@ def draws_together(model: ChatModel) -> bool:
     return bool(getattr(model, "supports_n", False))
 
 
+class WaveFailed(Exception):
+    """The one request of samples drawn together failed with `error`; `drawn`: the samples it was for (those
+    the budget admitted; the others of the wave were never asked for)."""
+
+    def __init__(self, error: ProviderError, drawn: list[int]) -> None:
+        super().__init__(str(error))
+        self.error, self.drawn = error, drawn
+
+
 def answer_many(ctx: StrategyContext, samples: list[int], **overrides: Any) -> list[Run]:
     """`answer_once` for each of `samples`, drawn together by `ChatModel.sample` (one request with `n` where
     the model takes it; the seed of the first sample seeds it). Each sample is its own run with its own
@@ -81,6 +91,17 @@ def answer_many(ctx: StrategyContext, samples: list[int], **overrides: Any) -> l
     messages: list[Message] = [{"role": "user", "content": ctx.question}]
     bound = call_bound(ctx.model, messages, config.max_tokens_per_call, calls=len(samples))
     runs = [_plain_run(ctx, samples[0], config)]  # drawn, or the record of a budget that admits none
+    try:
+        _draw(ctx, runs, samples, messages, bound, config)
+    except ContextLengthExceeded:
+        raise
+    except ProviderError as e:  # each run is stopped 'error' and closed: say which samples it was for
+        raise WaveFailed(e, [run.sample for run in runs]) from e
+    return runs
+
+
+def _draw(ctx: StrategyContext, runs: list[Run], samples: list[int], messages: list[Message], bound: Any,
+          config: ReasonConfig) -> None:
     with lifecycle(runs):
         with ctx.ledger.reserve(ctx.budget, calls=len(samples), phase="think", bound=bound, clip=True) as k:
             runs += [_plain_run(ctx, s, config) for s in samples[1:k]]
@@ -99,7 +120,6 @@ def answer_many(ctx: StrategyContext, samples: list[int], **overrides: Any) -> l
             if ctx.streams:  # drawn together, not streamed: the whole text at once
                 run.emit("token", Token(c.text, run.sample, "think"))
             _answered(ctx, run, messages, c)
-    return runs
 
 
 def solve(ctx: StrategyContext) -> Outcome:

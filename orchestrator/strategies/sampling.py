@@ -29,6 +29,7 @@ from orchestrator.errors import ContextLengthExceeded, ProviderError
 from orchestrator.lifecycle import describe
 from orchestrator.run import Run
 from orchestrator.strategies.base import StrategyContext
+from orchestrator.strategies.plain import WaveFailed
 from orchestrator.trajectory import Trajectory
 
 Decide = Callable[[Run], "str | None"]
@@ -158,7 +159,10 @@ def run_samples(
             runs = batch(group, **overrides)
         except ContextLengthExceeded:
             raise
-        except ProviderError as e:  # the wave's request failed: each of its samples failed with it
+        except WaveFailed as e:  # the request failed: the samples it was for failed with it; the rest go back
+            out.errors += [e.error] * len(e.drawn)
+            return [failed_run(ctx, index, e.error, **overrides) for index in e.drawn]
+        except ProviderError as e:  # failed before it knew what the budget admitted: all of the wave failed
             out.errors += [e] * len(group)
             return [failed_run(ctx, index, e, **overrides) for index in group]
         return runs
