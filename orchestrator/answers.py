@@ -34,7 +34,7 @@ class Answer:
     kind: str  # 'math' | 'choice' | 'code' | 'text' | 'game24'
 
 
-NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+NUM = r"(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+(?!\w|\.\d))?"  # 1.5e+08 is one number
 _NUMBER = re.compile(  # number, optional "/ number", optional percent, then the gap and the rest
     rf"^([-+]?(?:{NUM}))(?:\s*/\s*([-+]?(?:{NUM})))?(?:\s*(?:%|percent\b))?(\s*)(.*)$", re.IGNORECASE
 )
@@ -267,6 +267,7 @@ def _normalize_math(text: str) -> str:
     s = re.sub(r"\^\s*\{?\\circ\}?|°|\\left|\\right|\\displaystyle|\\[,;:! ]", "", s)
     s = re.sub(r"\\frac\s*\{\s*([-+]?\d+)\s*\}\s*\{\s*([-+]?\d+)\s*\}", r"\1/\2", s)
     s = re.sub(r"\\frac(\d)(\d)", r"\1/\2", s)
+    s = re.sub(r"^([-+]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|×)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?$", r"\1e\2", s.strip())
     s = re.sub(r"^[A-Za-z]\w*\s*=\s*(?=[^=]+$)", "", s.strip())  # "x = 5" -> "5"
     s = re.sub(r"^(-?)\s*(?:\$|€|£|usd\b|rs\.?)\s*", r"\1", s.strip(), flags=re.IGNORECASE).strip()
     m = _NUMBER.match(s)

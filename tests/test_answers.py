@@ -201,3 +201,16 @@ def test_same_answer_from_a_worker_thread() -> None:
 )
 def test_guess_kind(question: str, kind: str) -> None:
     assert guess_kind(question) == kind
+
+
+@pytest.mark.parametrize(("text", "normalized"), [
+    ("4.393934193870000e+08", "439393419.387"),  # reasoning-gym's number_format writes numbers so
+    ("The smallest is 1.440818264900000e+07.", "14408182.649"),  # not '07', the exponent's digits
+    ("Final answer: 1.5e-3", "0.0015"),
+    ("\\boxed{2E5}", "200000"),
+    ("\\boxed{6.02 \\times 10^{23}}", "602000000000000000000000"),
+])
+def test_a_number_in_scientific_notation_is_one_number(text: str, normalized: str) -> None:
+    found = extract_answer(text, "math")
+    assert found is not None and found.normalized == normalized
+    assert same_answer(found.text, normalized, "math")
