@@ -57,16 +57,11 @@ def _load_openai() -> Any:
         return openai
 
 def read_config() -> dict[str, Any]:
-    """The parsed config.toml from the config directory ({} when there is none)."""
-    path = config_dir() / "config.toml"
-    if not path.is_file():
-        return {}
-    import tomllib
+    """The parsed config.toml from the config directory ({} when there is none), read as `reason config`
+    reads it (`settings.read_file`)."""
+    from orchestrator.settings import config_path, read_file
 
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return read_file(config_path())
 
 
 def endpoint(name: str) -> dict[str, Any]:
