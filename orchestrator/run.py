@@ -48,6 +48,12 @@ class Candidate:
     attempt: int
 
 
+def sample_seed(seed: int | None, sample: int, offset: int = 0) -> int | None:
+    """The one per-sample seed rule: sample `sample` of a run seeded `seed` draws with `seed + 1000 * sample`,
+    plus `offset` (a chain's attempt; a re-solve's draws); None when the run is unseeded."""
+    return None if seed is None else seed + 1000 * sample + offset
+
+
 @dataclass
 class Run:
     """Everything the state functions read and update during one run."""
@@ -157,7 +163,7 @@ class Run:
         messages = self.messages(instruction, fresh)
         max_tokens = min(max_tokens, self.config.max_tokens_per_call)  # the cap holds for every call
         extra = {"tools": [PYTHON_TOOL]} if tools and self.native_tools else {}
-        seed = None if self.config.seed is None else self.config.seed + 1000 * self.sample + self.attempt
+        seed = sample_seed(self.config.seed, self.sample, self.attempt)
         on_token = (lambda t: self.emit("token", Token(t, self.sample, phase))) if self.stream_tokens else None
         # chains running at once count each other's calls in flight; a call is priced like its phase's
         with self.ledger.reserve(self.budget, phase=phase, bound=call_bound(self.model, messages, max_tokens)):
@@ -180,8 +186,9 @@ class Run:
         `n` before any is drawn."""
         messages: list[Message] = [{"role": "user", "content": self.question}]
         max_tokens = min(max_tokens, self.config.max_tokens_per_call)
-        base = 0 if self.config.seed is None else self.config.seed
-        seeds = [base + 1000 * self.sample + 100 * self.attempt + 10 + i for i in range(n)]
+        first = sample_seed(self.config.seed or 0, self.sample, 100 * self.attempt + 10)
+        assert first is not None
+        seeds = [first + i for i in range(n)]
         with self.ledger.reserve(self.budget, calls=n, phase=phase,
                                  bound=call_bound(self.model, messages, max_tokens, calls=n)):
             completions = self.model.sample(messages, seeds, max_tokens=max_tokens,

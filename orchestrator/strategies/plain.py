@@ -15,7 +15,7 @@ from orchestrator.errors import ContextLengthExceeded, ProviderError
 from orchestrator.ledger import call_bound
 from orchestrator.lifecycle import lifecycle
 from orchestrator.models.base import ChatModel, Completion, Message
-from orchestrator.run import Candidate, Run, Token
+from orchestrator.run import Candidate, Run, Token, sample_seed
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.trajectory import Call, Step
 
@@ -28,7 +28,7 @@ def _plain_run(ctx: StrategyContext, sample: int, config: ReasonConfig) -> Run:
 
 
 def _seed(config: ReasonConfig, sample: int) -> int | None:
-    return None if config.seed is None else config.seed + 1000 * sample
+    return sample_seed(config.seed, sample)
 
 
 def _answered(ctx: StrategyContext, run: Run, messages: list[Message], c: Completion) -> None:
