@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.keys import KEY_PATTERNS, REDACTED, known_secrets
+from orchestrator.kinds import StepKind
 from orchestrator.solves import JUDGES, STEP_KINDS, Chain, Solve, find_solves, judge
 from orchestrator.trajectory import Step
 
@@ -79,7 +80,7 @@ def reasoning_steps(chain: Chain, beam: bool = False) -> list[tuple[Step, float 
             continue
         if step.kind in STEP_KINDS:
             out.append((step, step.reward))
-        elif step.kind == "reflect" and out and out[-1][1] is None:
+        elif step.kind == StepKind.REFLECT and out and out[-1][1] is None:
             out[-1] = (out[-1][0], step.reward)
     return out
 

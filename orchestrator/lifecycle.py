@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
+from orchestrator.kinds import StopReason, budget_stop
 from orchestrator.run import Run
 
 
@@ -28,13 +29,13 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def stop_reason(run: Run, error: BaseException) -> str | None:
+def stop_reason(run: Run, error: BaseException) -> StopReason | None:
     """The stop reason with which `error` ends `run` quietly, or None when it must be raised (the solve
     cannot go on: an interrupt, a provider error, a first call that does not fit, a bug)."""
     if isinstance(error, BudgetExceeded):
-        return f"budget_{error.reason}"
+        return budget_stop(error.reason)
     if isinstance(error, ContextLengthExceeded) and run.trajectory.steps:
-        return "context_length"
+        return StopReason.CONTEXT_LENGTH
     return None
 
 
@@ -52,8 +53,10 @@ def lifecycle(runs: Run | list[Run]) -> Iterator[None]:
         for run, reason in zip(every, reasons, strict=True):
             if reason is not None:
                 run.stop(reason, str(e))
+            elif interrupted:
+                run.stop(StopReason.INTERRUPTED)
             else:
-                run.stop("interrupted" if interrupted else "error", None if interrupted else describe(e))
+                run.stop(StopReason.ERROR, describe(e))
         if None in reasons:
             raise
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from orchestrator import states
+from orchestrator.kinds import StepKind, StopReason
 from orchestrator.lifecycle import lifecycle
 from orchestrator.run import Run
 from orchestrator.trajectory import Step
@@ -61,7 +62,7 @@ def _after_reward(run: Run, step: Step) -> State:
 
 def next_state(state: State, step: Step, run: Run) -> State:
     """The single transition function. `step` is what `state` just produced."""
-    if step.kind == "format_error":
+    if step.kind == StepKind.FORMAT_ERROR:
         return State.STOP if run.format_errors >= run.config.max_format_errors else state
     if state == State.PLAN:
         return State.THINK
@@ -97,11 +98,11 @@ def run_machine(run: Run) -> Run:
     with lifecycle(run):
         while state != State.STOP:
             if run.transitions >= run.max_transitions:
-                run.stop("step_limit")
+                run.stop(StopReason.STEP_LIMIT)
                 break
             run.transitions += 1
             step = run.add(HANDLERS[state](run))
             state = next_state(state, step, run)
             if state == State.STOP and run.stop_reason is None:
-                run.stop("format_errors" if step.kind == "format_error" else "answered")
+                run.stop(StopReason.FORMAT_ERRORS if step.kind == StepKind.FORMAT_ERROR else StopReason.ANSWERED)
     return run

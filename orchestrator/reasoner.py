@@ -17,13 +17,13 @@ from typing import Any
 from orchestrator.answers import guess_kind
 from orchestrator.config import ReasonConfig
 from orchestrator.errors import ConfigError, Interrupted, ReasonError, SolveFailed
+from orchestrator.kinds import StopReason
 from orchestrator.ledger import Budget, Ledger, Totals
 from orchestrator.models import DEFAULT_MODEL, get_model
 from orchestrator.models.base import CallOptions, ChatModel
 from orchestrator.models.device import describe
 from orchestrator.run import Candidate, EventHandler, Run
-from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy
-from orchestrator.strategies import stopping
+from orchestrator.strategies import DEFAULT_STRATEGY, Outcome, StrategyContext, get_strategy, stopping
 from orchestrator.strategies.options import StrategyOptions, parse_options
 from orchestrator.trajectory import Step, default_runs_dir
 
@@ -64,7 +64,7 @@ class Result:
     kind: str
     model: str
     strategy: str
-    stop_reason: str
+    stop_reason: StopReason
     usage: Totals
     steps: list[Step]
     trajectory_path: str | None
@@ -247,7 +247,7 @@ class Reasoner:
         return Result(
             question=ctx.question, answer=best.answer if best else None,
             normalized=best.normalized if best else None, kind=ctx.kind, model=self.model.name,
-            strategy=self.strategy, stop_reason="interrupted", usage=ledger.totals(),
+            strategy=self.strategy, stop_reason=StopReason.INTERRUPTED, usage=ledger.totals(),
             steps=[step for run in ledger.runs for step in run.trajectory.steps],
             trajectory_path=str(ctx.trajectory_path) if ctx.trajectory_path else None,
             seconds=time.monotonic() - start, phases=ledger.by_phase(), verified=best.verified if best else None,

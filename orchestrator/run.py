@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config import ReasonConfig
+from orchestrator.kinds import StepKind, StopReason
 from orchestrator.ledger import Budget, Ledger, call_bound
 from orchestrator.models.base import ChatModel, Message
 from orchestrator.prompting import render
@@ -84,7 +85,7 @@ class Run:
     pending: Step | None = None  # the think step that proposed the answer under review
     candidates: list[Candidate] = field(default_factory=list)
     final: Candidate | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     error: str | None = None
     transitions: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -141,7 +142,7 @@ class Run:
             return [*messages, {"role": "user", "content": f"{question}\n\n{instruction}"}]
         user = self.render("question", question=self.question, lessons=self.lessons)
         for step in self.live_steps:
-            if step.kind == "format_error":
+            if step.kind == StepKind.FORMAT_ERROR:
                 continue  # kept in the trajectory; its complaint opens the next instruction instead
             if step.calls and not step.instruction:
                 continue  # its calls were conversations of their own (independent re-solves)
@@ -150,7 +151,7 @@ class Run:
             if step.calls:
                 messages += [{"role": "user", "content": user}, _assistant(step)]
                 user = ""
-            if step.kind == "act" and step.tool_call_id:  # the answer to a native call is a tool message
+            if step.kind == StepKind.ACT and step.tool_call_id:  # the answer to a native call is a tool message
                 messages.append({"role": "tool", "tool_call_id": step.tool_call_id, "content": step.observation})
         user = f"{user}\n\n{instruction}" if user else instruction
         messages.append({"role": "user", "content": user})
@@ -203,9 +204,9 @@ class Run:
             self.on_event(kind, payload)
 
     def add(self, step: Step) -> Step:
-        step.attempt = step.attempt if step.kind == "lesson" else self.attempt
+        step.attempt = step.attempt if step.kind == StepKind.LESSON else self.attempt
         step.sample = self.sample
-        self.format_errors = self.format_errors + 1 if step.kind == "format_error" else 0
+        self.format_errors = self.format_errors + 1 if step.kind == StepKind.FORMAT_ERROR else 0
         self.trajectory.append(step)
         self.emit("step", step)
         return step
@@ -228,7 +229,7 @@ class Run:
         from orchestrator.answers import extract_answer
 
         for step in reversed(self.trajectory.steps):
-            if step.kind == "think" and not step.abandoned:
+            if step.kind == StepKind.THINK and not step.abandoned:
                 # only an answer the step states, never its last number (a step label, an intermediate
                 # result); a reply cut off at the length cap proposed nothing
                 cut = bool(step.calls) and step.calls[-1].finish_reason == "length"
@@ -237,7 +238,7 @@ class Run:
                     self.candidates.append(Candidate(found.text, found.normalized, 0.0, None, step.attempt))
                 return
 
-    def stop(self, reason: str, error: str | None = None) -> None:
+    def stop(self, reason: StopReason, error: str | None = None) -> None:
         if self.stop_reason is None:
             self.stop_reason, self.error = reason, error
 
@@ -261,10 +262,10 @@ class Run:
             "calls": len(calls),
             "cost_usd": sum(c.cost_usd for c in calls),
             "unpriced_calls": sum(c.cost_source == "unknown" for c in calls),
-            "tool_seconds": sum(s.seconds for s in self.trajectory.steps if s.kind == "act"),
+            "tool_seconds": sum(s.seconds for s in self.trajectory.steps if s.kind == StepKind.ACT),
         }
         self.trajectory.close({
-            "stop_reason": self.stop_reason or "error",
+            "stop_reason": self.stop_reason or StopReason.ERROR,
             "error": self.error,
             "answer": self.final.answer if self.final else None,
             "normalized": self.final.normalized if self.final else None,

@@ -49,10 +49,35 @@ from orchestrator.keys import add_secret, redact
 from orchestrator.ledger import Budget
 from orchestrator.models import DEFAULT_MODEL, ChatModel, get_model, provider_of
 from orchestrator.reasoner import Reasoner, Result
-from orchestrator.server_output import SolveStream, completion, extras, finish_reason, log, public_error
-from orchestrator.server_output import solve_events, sse, step_text, usage, watch_disconnect
-from orchestrator.server_requests import BUDGET_KEYS, EFFORT, FIELDS, REFUSED, APIError, ModelPolicy, budget_of
-from orchestrator.server_requests import check_length, conversation, effort_of, knobs_of, read_body, settings_of, short
+from orchestrator.server_output import (
+    SolveStream,
+    completion,
+    extras,
+    finish_reason,
+    log,
+    public_error,
+    solve_events,
+    sse,
+    step_text,
+    usage,
+    watch_disconnect,
+)
+from orchestrator.server_requests import (
+    BUDGET_KEYS,
+    EFFORT,
+    FIELDS,
+    REFUSED,
+    APIError,
+    ModelPolicy,
+    budget_of,
+    check_length,
+    conversation,
+    effort_of,
+    knobs_of,
+    read_body,
+    settings_of,
+    short,
+)
 from orchestrator.strategies import DEFAULT_STRATEGY, STRATEGIES
 from orchestrator.strategies.knobs import Knobs, split_settings
 from orchestrator.strategies.options import UnknownOption, parse_options

@@ -23,9 +23,16 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from orchestrator.errors import ConfigError, ContextLengthExceeded, MissingDependency, MissingKey
-from orchestrator.errors import ModelUnavailable, ProviderError
+from orchestrator.errors import (
+    ConfigError,
+    ContextLengthExceeded,
+    MissingDependency,
+    MissingKey,
+    ModelUnavailable,
+    ProviderError,
+)
 from orchestrator.keys import redact
+from orchestrator.kinds import StepKind, StopReason, is_budget
 from orchestrator.reasoner import Reasoner, Result
 from orchestrator.server_requests import APIError
 from orchestrator.trajectory import Step
@@ -60,7 +67,7 @@ def step_text(step: Step) -> str:
     head = f"[{step.kind}" + (f" reward={step.reward:.2f}" if step.reward is not None else "")
     head += (" verdict=" + ("correct" if step.verdict else "incorrect")) if step.verdict is not None else ""
     head += " abandoned]" if step.abandoned else "]"
-    body = f"```python\n{step.code}\n```\n{step.observation or ''}" if step.kind == "act" else step.text
+    body = f"```python\n{step.code}\n```\n{step.observation or ''}" if step.kind == StepKind.ACT else step.text
     return redact(f"{head}\n{body.strip()}\n\n")
 
 
@@ -74,7 +81,8 @@ def usage(result: Result) -> dict[str, Any]:
 
 def finish_reason(result: Result) -> str:
     """`length` when a budget or the step limit ended the run without an answer."""
-    return "length" if result.answer is None and result.stop_reason.startswith(("budget", "step")) else "stop"
+    cut = is_budget(result.stop_reason) or result.stop_reason == StopReason.STEP_LIMIT
+    return "length" if result.answer is None and cut else "stop"
 
 
 def extras(result: Result) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.answers import group, same_answer
+from orchestrator.kinds import StepKind
 from orchestrator.trajectory import Step, load_trajectory
 
 OUTCOME = "outcome.json"
 OLD_RESULT = "solve.json"  # the result half of the outcome, in run folders saved before it was one file
-STEP_KINDS = ("think", "act")  # the model's own reasoning; reflections and checks are about it
+STEP_KINDS = (StepKind.THINK, StepKind.ACT)  # the model's own reasoning; reflections and checks are about it
 
 
 @dataclass
@@ -185,8 +186,8 @@ def tree_from_steps(steps: list[Step]) -> list[Node]:
     earlier node whose think output is one of the assistant turns of its prompt (none: the question)."""
     nodes: list[Node] = []
     for i, step in enumerate(steps):
-        failed_think = step.kind == "format_error" and (i == 0 or steps[i - 1].kind != "think")
-        if step.kind == "think" or failed_think or not nodes:
+        failed_think = step.kind == StepKind.FORMAT_ERROR and (i == 0 or steps[i - 1].kind != StepKind.THINK)
+        if step.kind == StepKind.THINK or failed_think or not nodes:
             turns = {m.get("content") for m in (step.calls[0].messages if step.calls else [])
                      if m.get("role") == "assistant"}
             parent = next((n for n in reversed(nodes) if _said(steps[n.steps[0]]) & turns), None)
@@ -194,9 +195,9 @@ def tree_from_steps(steps: list[Step]) -> list[Node]:
                               0.0, [], abandoned=step.abandoned))
         node = nodes[-1]
         node.steps.append(step.index)
-        if step.kind == "reflect" and step.reward is not None:
+        if step.kind == StepKind.REFLECT and step.reward is not None:
             node.score = step.reward
-        if step.kind == "think" and step.answer is not None:
+        if step.kind == StepKind.THINK and step.answer is not None:
             node.answer = step.answer
     return nodes
 
@@ -248,7 +249,7 @@ def _by_gold(solve: Solve, chain: Chain) -> bool | None:
 def _by_check(chain: Chain) -> bool | None:
     for step in reversed(chain.steps):
         independent = step.code is not None or (step.observation or "").startswith("[check] solved again")
-        if step.kind == "verify" and independent and step.verdict is not None:
+        if step.kind == StepKind.VERIFY and independent and step.verdict is not None:
             return step.verdict
     return None
 

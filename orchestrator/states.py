@@ -12,6 +12,7 @@ from collections import Counter
 
 from orchestrator import parsing
 from orchestrator.answers import extract_answer, group, same_answer
+from orchestrator.kinds import StepKind, StopReason
 from orchestrator.programs import run_program
 from orchestrator.run import Candidate, Run
 from orchestrator.trajectory import Step
@@ -21,14 +22,14 @@ ANSWER_HINTS = {"math": "<number>", "choice": "<letter>", "code": "<the code>", 
 
 def _format_error(run: Run, kind: str, instruction: str, text: str, call, problem: str, expected: str) -> Step:
     feedback = run.render("format_error", problem=problem, expected=expected)
-    return Step(kind="format_error", text=text, instruction=instruction, calls=[call],
+    return Step(kind=StepKind.FORMAT_ERROR, text=text, instruction=instruction, calls=[call],
                 error=f"{kind}: {problem}", observation=feedback)
 
 
 def _retrying(run: Run) -> str | None:
     """The complaint about the previous, unreadable reply, if the last step was one."""
     last = run.live_steps[-1:]
-    if last and last[0].kind == "format_error" and last[0].observation:
+    if last and last[0].kind == StepKind.FORMAT_ERROR and last[0].observation:
         return last[0].observation
     return None
 
@@ -42,11 +43,11 @@ def _with_feedback(run: Run, instruction: str) -> str:
 def plan(run: Run) -> Step:
     instruction = run.render("plan")
     text, call = run.ask(instruction, "plan", max_tokens=min(384, run.config.max_tokens_per_call))
-    return Step(kind="plan", text=text.strip(), instruction=instruction, calls=[call])
+    return Step(kind=StepKind.PLAN, text=text.strip(), instruction=instruction, calls=[call])
 
 
 def think(run: Run) -> Step:
-    first = not any(s.kind == "think" for s in run.live_steps)
+    first = not any(s.kind == StepKind.THINK for s in run.live_steps)
     instruction = run.render(
         "think", first=first, steps_left=run.steps_left, advice=run.advice, backtrack=run.backtracked,
         answer_hint=ANSWER_HINTS.get(run.kind, "<answer>"),
@@ -55,7 +56,7 @@ def think(run: Run) -> Step:
     text, call = run.ask(instruction, "think", max_tokens=run.config.max_tokens_per_call, tools=True)
     run.advice, run.backtracked = None, False
     run.thinks_since_reflect += 1
-    step = Step(kind="think", text=text.strip(), instruction=instruction, calls=[call])
+    step = Step(kind=StepKind.THINK, text=text.strip(), instruction=instruction, calls=[call])
     native = _native_call(call.tool_calls)
     if isinstance(native, str):
         run.thinks_since_reflect -= 1
@@ -130,7 +131,7 @@ def act(run: Run) -> Step:
     observation = result.to_observation(4000)
     instruction = run.render("observation", observation=observation, error=bool(result.error),
                              steps_left=run.steps_left, native=asked.tool_call_id is not None)
-    return Step(kind="act", text=observation, code=code, observation=observation, error=result.error,
+    return Step(kind=StepKind.ACT, text=observation, code=code, observation=observation, error=result.error,
                 instruction=instruction, seconds=result.duration, tool_call_id=asked.tool_call_id)
 
 
@@ -145,7 +146,7 @@ def reflect(run: Run) -> Step:
                              'Reply with one line "Reward: X", where X is a number from 0.0 to 1.0 '
                              "(0.8 or more: correct; below 0.5: wrong).")
     run.thinks_since_reflect = 0
-    step = Step(kind="reflect", text=text.strip(), instruction=instruction, calls=[call], reward=reward)
+    step = Step(kind=StepKind.REFLECT, text=text.strip(), instruction=instruction, calls=[call], reward=reward)
     if final:
         assert run.pending is not None
         step.answer, step.normalized = run.pending.answer, run.pending.normalized
@@ -167,14 +168,14 @@ def backtrack(run: Run) -> Step:
     live = run.live_steps
     keep = 1 if live and live[0].kind == "plan" else 0
     for i, s in enumerate(live):
-        if s.kind == "reflect" and (s.reward or 0) >= run.config.reward_high:
+        if s.kind == StepKind.REFLECT and (s.reward or 0) >= run.config.reward_high:
             keep = i + 1
     dropped = [s.index for s in live[keep:]]
     run.trajectory.mark_abandoned(dropped)
     run.backtracks += 1
     run.backtracked = True
     run.thinks_since_reflect = 0
-    return Step(kind="backtrack", text=f"abandoned steps {dropped}; resuming after step {keep}")
+    return Step(kind=StepKind.BACKTRACK, text=f"abandoned steps {dropped}; resuming after step {keep}")
 
 
 def verify(run: Run) -> Step:
@@ -190,7 +191,7 @@ def verify(run: Run) -> Step:
         return _format_error(run, "verify", instruction, text, call, "your check had no verdict line",
                              f'Is {run.pending.answer} correct? Reply with one line: "Verdict: CORRECT" or '
                              '"Verdict: INCORRECT".')
-    step = Step(kind="verify", text=text.strip(), instruction=instruction, calls=[call], verdict=verdict)
+    step = Step(kind=StepKind.VERIFY, text=text.strip(), instruction=instruction, calls=[call], verdict=verdict)
     _remember(run, run.pending, verified=verdict)
     run.pending = None
     return step
@@ -208,7 +209,7 @@ def _verify_by_program(run: Run) -> Step:
     instruction = run.render("verify_code")
     instruction = f"{complaint}\n{instruction}" if complaint else instruction
     text, call = run.ask(instruction, "verify", max_tokens=min(640, run.config.max_tokens_per_call), fresh=True)
-    step = Step(kind="verify", text=text.strip(), instruction=instruction, calls=[call],
+    step = Step(kind=StepKind.VERIFY, text=text.strip(), instruction=instruction, calls=[call],
                 answer=run.pending.answer, normalized=run.pending.normalized)
     computed = run_program(run, step, text, "verify")
     problem = "your reply had no ```python code block"
@@ -262,7 +263,7 @@ def _verify_by_resolving(run: Run) -> Step:
         outcome = f"the answer {pending.answer} has {mine} of {mine + len(answers) - agree} votes"
     else:
         outcome = f"no majority for or against the answer {pending.answer}"
-    step = Step(kind="verify", text=summary, calls=[call for _, call in replies], verdict=verdict,
+    step = Step(kind=StepKind.VERIFY, text=summary, calls=[call for _, call in replies], verdict=verdict,
                 answer=pending.answer, normalized=pending.normalized,
                 observation=f"[check] {summary}; {outcome}")
     for a in answers:
@@ -279,9 +280,9 @@ def _remember(run: Run, step: Step, verified: bool | None) -> None:
 
 def lesson(run: Run) -> Step:
     """The attempt failed: ask for a lesson, keep it as data, start the next attempt if one is left."""
-    last = [s for s in run.live_steps if s.kind in ("verify", "reflect")][-1:]
+    last = [s for s in run.live_steps if s.kind in (StepKind.VERIFY, StepKind.REFLECT)][-1:]
     why = "the reasoning was judged wrong"
-    if last and last[0].kind == "verify":
+    if last and last[0].kind == StepKind.VERIFY:
         check = last[0]
         why = "verification failed"
         found = [line for line in (check.observation or "").splitlines() if line.startswith("[check] ")]
@@ -292,7 +293,7 @@ def lesson(run: Run) -> Step:
     instruction = run.render("lesson", why=why)
     text, call = run.ask(instruction, "lesson", max_tokens=128)
     learned = parsing.parse_lesson(text) or text.strip()[:400]
-    step = Step(kind="lesson", text=learned, instruction=instruction, calls=[call], attempt=run.attempt)
+    step = Step(kind=StepKind.LESSON, text=learned, instruction=instruction, calls=[call], attempt=run.attempt)
     run.lessons.append(learned)
     run.retrying = run.attempt + 1 < run.config.max_attempts
     if run.retrying:
@@ -309,16 +310,16 @@ def answer(run: Run) -> Step:
         _remember(run, run.pending, verified=None)
         run.pending = None
     if not run.candidates:
-        run.stop("step_limit" if run.steps_left <= 0 else "answered")
+        run.stop(StopReason.STEP_LIMIT if run.steps_left <= 0 else StopReason.ANSWERED)
         instruction = "Give your final answer now, on a line \"Final answer: ...\"."
         text, call = run.ask(instruction, "answer", max_tokens=256)
         found = extract_answer(text, run.kind)
-        step = Step(kind="answer", text=text.strip(), instruction=instruction, calls=[call])
+        step = Step(kind=StepKind.ANSWER, text=text.strip(), instruction=instruction, calls=[call])
         if found is not None:
             step.answer, step.normalized = found.text, found.normalized
             run.candidates.append(Candidate(found.text, found.normalized, None, None, run.attempt))
     else:
-        step = Step(kind="answer", text="")
+        step = Step(kind=StepKind.ANSWER, text="")
     run.final = run.best()
     if run.final is not None:
         step.answer, step.normalized, step.text = run.final.answer, run.final.normalized, run.final.answer

@@ -19,6 +19,7 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from orchestrator.keys import redact
+from orchestrator.kinds import StepKind
 
 VERSION = 1
 
@@ -56,7 +57,7 @@ class Call:
 class Step:
     """One step of a reasoning run. `kind` is the state that produced it."""
 
-    kind: str  # plan | think | act | observe | reflect | verify | answer | lesson | format_error | backtrack
+    kind: StepKind
     text: str
     attempt: int = 0
     sample: int = 0  # the chain (of a strategy's samples, or a beam's nodes) that made it
@@ -96,6 +97,7 @@ class Step:
     def from_dict(cls, d: dict[str, Any]) -> Step:
         d = {k: v for k, v in d.items() if k not in ("tokens", "cost_usd", "type")}
         d["calls"] = [Call(**c) for c in d.get("calls", [])]
+        d["kind"] = StepKind(d["kind"])
         return cls(**d)
 
 

@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from orchestrator.kinds import StepKind
 from orchestrator.solves import Chain, Node, Solve, bench_rows, is_bench, judge, load_solve, row_trajectory
 from orchestrator.trajectory import Step
 
@@ -48,7 +49,7 @@ def step_html(step: Step) -> str:
     marks = [badge(f"reward {step.reward:.2f}", "reward")] if step.reward is not None else []
     if step.verdict is not None:
         marks.append(badge("verified" if step.verdict else "refuted", "ok" if step.verdict else "bad"))
-    if step.answer is not None and step.kind in ("think", "answer"):
+    if step.answer is not None and step.kind in (StepKind.THINK, StepKind.ANSWER):
         marks.append(badge(f"answer {step.answer}"))
     marks += [badge(f"{step.tokens} tok"), badge(f"${step.cost_usd:.4f}")]
     preview = " ".join(step.text.split())[:140]

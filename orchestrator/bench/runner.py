@@ -26,6 +26,7 @@ from orchestrator.bench.datasets import Problem
 from orchestrator.bench.lanes import Finished, Lane, Task
 from orchestrator.bench.scorers import score
 from orchestrator.errors import ConfigError, SolveFailed
+from orchestrator.kinds import StopReason
 from orchestrator.models import get_model, provider_of
 from orchestrator.models.base import ChatModel
 from orchestrator.reasoner import Reasoner
@@ -56,7 +57,7 @@ def done_keys(path: Path, retry_errors: bool = False) -> set[tuple[str, str]]:
     """(arm key, problem id) pairs already recorded; with `retry_errors`, a pair whose last row is an error
     does not count."""
     last = {(r["arm"], r["problem_id"]): r for r in read_results(path)}
-    return {k for k, r in last.items() if not (retry_errors and r.get("stop_reason") == "error")}
+    return {k for k, r in last.items() if not (retry_errors and r.get("stop_reason") == StopReason.ERROR)}
 
 
 class ResultsFile:
@@ -127,7 +128,7 @@ def solve_one(reasoner: Reasoner, arm: Arm, problem: Problem, seed: int | None) 
 def is_rate_limited(row: dict[str, Any]) -> bool:
     """Whether a row failed on an HTTP 429 that outlasted the adapter's retries."""
     error = row.get("error") or ""
-    return row.get("stop_reason") == "error" and ("(HTTP 429)" in error or "RateLimitError" in error)
+    return row.get("stop_reason") == StopReason.ERROR and ("(HTTP 429)" in error or "RateLimitError" in error)
 
 
 def run_bench(
@@ -247,7 +248,7 @@ def _handle(report: Finished, max_errors: int, results: ResultsFile, hooks: Hook
         return
     row = report.row
     _record(row, results, hooks)
-    lane.errors_in_a_row = lane.errors_in_a_row + 1 if row.get("stop_reason") == "error" else 0
+    lane.errors_in_a_row = lane.errors_in_a_row + 1 if row.get("stop_reason") == StopReason.ERROR else 0
     if lane.errors_in_a_row >= max_errors and not lane.stopped:
         lane.stop()
         _notice(hooks, f"{lane.name}: {max_errors} errors in a row (last: {row.get('error')}); its arms are "

@@ -7,6 +7,8 @@ import random
 from collections import Counter, defaultdict
 from typing import Any
 
+from orchestrator.kinds import StopReason
+
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (95% by default)."""
@@ -87,7 +89,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "latency_p50": percentile(seconds, 0.5), "latency_p95": percentile(seconds, 0.95),
             "total_seconds": sum(seconds),
             "stop_reasons": dict(Counter(r.get("stop_reason", "?") for r in items)),
-            "errors": sum(1 for r in items if r.get("stop_reason") == "error"),
+            "errors": sum(1 for r in items if r.get("stop_reason") == StopReason.ERROR),
         })
     return out
 

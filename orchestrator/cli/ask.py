@@ -27,6 +27,7 @@ from orchestrator.cli.common import (
     user_errors,
     warn,
 )
+from orchestrator.kinds import StopReason
 
 if TYPE_CHECKING:
     from orchestrator.strategies.knobs import Knobs
@@ -257,11 +258,11 @@ def ask(question: tuple[str, ...], model: str | None, strategy: str | None, stra
         click.get_current_context().meta["json_printed"] = True
     elif result.answer is not None:
         click.echo(result.answer)
-    if result.answer is not None and result.stop_reason == "format_errors":
+    if result.answer is not None and result.stop_reason == StopReason.FORMAT_ERRORS:
         click.echo("warning: stopped on format_errors: the model's last replies were unreadable, so this answer "
                    "was never reviewed", err=True)
     where = f" (trajectory: {result.trajectory_path})" if result.trajectory_path else ""
-    if result.stop_reason == "interrupted":
+    if result.stop_reason == StopReason.INTERRUPTED:
         found = "the best answer so far, unverified, is above" if result.answer is not None else "no answer yet"
         raise ReasonFailure(f"interrupted: {found}{where}", exit_code=130)
     if result.answer is None:

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import ReasonFailure, check_strategy, user_errors, warn
+from orchestrator.kinds import StopReason
 
 
 def _budgets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -261,7 +262,7 @@ class BenchProgress:
         s[1] += bool(row.get("correct"))
         s[2] += (row.get("prompt_tokens") or 0) + (row.get("completion_tokens") or 0)
         s[3] += row.get("cost_usd") or 0.0
-        s[4] += row.get("stop_reason") == "error"
+        s[4] += row.get("stop_reason") == StopReason.ERROR
         text = (f"acc {100 * s[1] / s[0]:.0f}% ({s[1]}/{s[0]}) {s[2] / 1000:.1f}k tok ${usd(s[3])}"
                 + (f" {s[4]} errors" if s[4] else ""))
         if self._progress is not None and row["arm"] in self.tasks:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import error_json
+from orchestrator.kinds import StopReason, is_budget
 
 # Request fields `reason` sets itself; `-o` may not override them.
 RESERVED_OPTIONS = ("model", "messages", "stream", "stream_options", "n", "tools")
@@ -103,10 +104,10 @@ check failed or nothing supports the answer (unverified); 4 stopped on the budge
 
 def exit_code(result: Any) -> int:
     """The exit code of a run that has a result (`EXIT_CODES`)."""
-    if result.stop_reason == "interrupted":
+    if result.stop_reason == StopReason.INTERRUPTED:
         return 130
     if result.answer is None:
         return 1
-    if str(result.stop_reason).startswith("budget_"):
+    if is_budget(result.stop_reason):
         return 4
     return 0 if result.verified is True else 3

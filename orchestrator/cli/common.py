@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from orchestrator.kinds import StopReason
+
 if TYPE_CHECKING:
     from orchestrator.settings import Settings
 
@@ -81,7 +83,7 @@ def interrupts() -> Iterator[None]:
                 signal.signal(sig, old)
 
 
-def error_json(message: str, exit_code: int, stop_reason: str = "error") -> dict[str, Any]:
+def error_json(message: str, exit_code: int, stop_reason: str = StopReason.ERROR) -> dict[str, Any]:
     """The `--json` object of a run that failed before it had a result: the same fields, `error` set."""
     return {"question": None, "answer": None, "normalized": None, "kind": None, "model": None, "strategy": None,
             "stop_reason": stop_reason, "verified": None, "usage": None, "phases": {}, "samples": None,

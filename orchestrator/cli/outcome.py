@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.kinds import StopReason, is_budget
+
 RESOURCES = {"tokens": "token", "usd": "dollar", "seconds": "time", "calls": "call"}
 
 
@@ -23,18 +25,18 @@ def why_stopped(strategy: str, stop_reason: str, details: Mapping[str, Any], use
     of = f"{used} of {allowed} {unit}"
     confidence = details.get("confidence")
     p = f", P = {confidence:.2f}" if isinstance(confidence, (int, float)) else ""
-    if stop_reason.startswith("budget_"):
+    if is_budget(stop_reason):
         resource = stop_reason.removeprefix("budget_")
         return f"the {RESOURCES.get(resource, resource)} budget ran out after {of}{p}"
-    if stop_reason == "consensus":
+    if stop_reason == StopReason.CONSENSUS:
         rule = details.get("stopped_by")
         return f"majority stable ({rule} rule){p}, {of}" if rule not in (None, "consensus") else \
             f"majority stable{p}, {of}"
-    if stop_reason == "min_gain":
+    if stop_reason == StopReason.MIN_GAIN:
         return f"one more sample was unlikely to change the majority{p}, {of}"
-    if stop_reason == "verified":
+    if stop_reason == StopReason.VERIFIED:
         return f"an answer passed its check, {of}"
-    if stop_reason == "limit":
+    if stop_reason == StopReason.LIMIT:
         return f"all {used} samples ran, no stable majority sooner{p}" if unit == "samples" else \
             f"{of}, the search ran out"
     return of

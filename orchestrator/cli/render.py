@@ -18,6 +18,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from orchestrator.cli.outcome import tally_text, why_stopped
+from orchestrator.kinds import StepKind
 
 if TYPE_CHECKING:
     from orchestrator.ledger import Budget, Totals
@@ -59,7 +60,7 @@ def step_renderable(step: Step, full: bool = False, sample: int | None = None) -
     if step.verdict is not None:
         ok = step.verdict
         head.append(" ✓ correct" if ok else " ✗ incorrect", style="green" if ok else "red")
-    if step.answer is not None and step.kind in ("think", "answer"):
+    if step.answer is not None and step.kind in (StepKind.THINK, StepKind.ANSWER):
         head.append(" answer: ", style="dim")
         head.append(step.answer, style="bold")
     if step.tokens:
@@ -67,12 +68,12 @@ def step_renderable(step: Step, full: bool = False, sample: int | None = None) -
     if step.abandoned:
         head.append("  (abandoned)", style="red dim")
     parts: list[Any] = [head]
-    if step.kind == "act":
+    if step.kind == StepKind.ACT:
         code = Syntax(step.code or "", "python", theme="ansi_dark", word_wrap=True)
         parts.append(Padding(code, (0, 0, 0, 2), expand=False))
         style = "red" if step.error else "dim"
         parts.append(_indented(_clip(step.observation or "", 200 if full else 8), style))
-    elif step.text and step.kind != "answer":
+    elif step.text and step.kind != StepKind.ANSWER:
         body = step.text.strip() if full else _clip(step.text, 2, 160)
         parts.append(_indented(body, "" if full else "dim"))
     return Group(*parts)

@@ -34,8 +34,6 @@ from orchestrator.models import limits, retry
 from orchestrator.models.base import CallOptions, Completion, Message, Usage
 from orchestrator.models.remote import RemoteModel, capped
 
-
-
 _IMPORT_LOCK = threading.Lock()
 log = logging.getLogger("orchestrator.models")
 

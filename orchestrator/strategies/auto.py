@@ -31,12 +31,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.kinds import StepKind, StopReason, budget_stop, is_budget
 from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.strategies.best_of_n import best_of_n, default_scorer
 from orchestrator.strategies.options import AutoOptions, VoteOptions
 from orchestrator.strategies.sampling import blocked
 from orchestrator.strategies.vote import check_options, vote
+
 
 def difficulty(run: Run, confident: float, reward_low: float, verifiable: bool, trust_self: bool = False) -> str:
     """'easy', 'medium' or 'hard' from a finished chain's answer, reward and verification (see the module)."""
@@ -57,7 +59,8 @@ def sample_cost(ctx: StrategyContext, target: str, first: Run) -> dict[str, floa
     for a vote of chains, its first think call for a vote of bare calls (`sampler=plain`: one call, the
     question without the system prompt, so it still errs high)."""
     if target == "vote" and ctx.options_as(VoteOptions).sampler == "plain":
-        call = next((step.calls[0] for step in first.trajectory.steps if step.kind == "think" and step.calls), None)
+        thinks = (step for step in first.trajectory.steps if step.kind == StepKind.THINK and step.calls)
+        call = next((step.calls[0] for step in thinks), None)
         if call is not None:
             return {"calls": 1.0, "tokens": float(call.prompt_tokens + call.completion_tokens),
                     "usd": call.cost_usd, "seconds": call.seconds}
@@ -93,15 +96,15 @@ def solve(ctx: StrategyContext) -> Outcome:
     cost = sample_cost(ctx, target, first)
     short = blocked(ctx, cost, running=o.min_escalation - 1)
 
-    def single(reason: str, why: str) -> Outcome:
+    def single(reason: StopReason, why: str) -> Outcome:
         decision["why"] = why
         return Outcome(answer=c, stop_reason=reason, runs=[first], samples_used=1, samples_allowed=1 + n,
                        details={"auto": decision}, error=first.error)
 
-    if first.stop_reason and first.stop_reason.startswith("budget_"):
+    if first.stop_reason is not None and is_budget(first.stop_reason):
         return single(first.stop_reason, "the first chain used up the budget")
     if level == "easy":
-        reason = "verified" if c and c.verified else first.stop_reason or "answered"
+        reason = StopReason.VERIFIED if c and c.verified else first.stop_reason or StopReason.ANSWERED
         by = decision["first"]["verified_by"]
         why = (f"first chain verified by {'a program' if by == 'program' else 're-solves'}"
                if c and c.verified and by in ("program", "resolve")
@@ -109,9 +112,9 @@ def solve(ctx: StrategyContext) -> Outcome:
                else "confident first chain (trust_self)")
         return single(reason, why)
     if target == "none" or n <= 0:
-        return single(first.stop_reason or "answered", "escalation turned off")
+        return single(first.stop_reason or StopReason.ANSWERED, "escalation turned off")
     if short is not None:
-        return single(f"budget_{short}", f"the budget cannot pay for {o.min_escalation} samples")
+        return single(budget_stop(short), f"the budget cannot pay for {o.min_escalation} samples")
     why = f"{level} question; {'a checker' if checker else 'no checker'} available"
     decision.update(escalated_to=target, why=why)
     escalate = best_of_n if target == "best-of-n" else vote

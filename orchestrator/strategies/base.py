@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator.config import ReasonConfig
+from orchestrator.kinds import StopReason
 from orchestrator.ledger import Budget, Ledger
 from orchestrator.machine import run_machine
 from orchestrator.models.base import ChatModel
@@ -109,7 +110,7 @@ class Outcome:
     """A strategy's decision: the answer, why it stopped, and the chains it ran."""
 
     answer: Candidate | None
-    stop_reason: str
+    stop_reason: StopReason
     runs: list[Run]
     samples_used: int = 1
     samples_allowed: int = 1

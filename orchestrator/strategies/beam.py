@@ -33,6 +33,7 @@ from typing import Any
 from orchestrator import states
 from orchestrator.answers import extract_answer
 from orchestrator.errors import BudgetExceeded, ContextLengthExceeded
+from orchestrator.kinds import StepKind, StopReason, budget_stop
 from orchestrator.lifecycle import lifecycle, stop_reason
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import Outcome, StrategyContext
@@ -52,7 +53,7 @@ class Node:
     score: float = 1.0
     candidate: Candidate | None = None
     abandoned: bool = False
-    stopped: str | None = None  # budget_<resource> when the budget ran out inside this node
+    stopped: StopReason | None = None  # budget_<resource> when the budget ran out inside this node
 
     def path(self) -> list[Step]:
         """The steps from the question to this node, the prompt of its children."""
@@ -120,7 +121,7 @@ class Beam:
             think = run.add(states.think(run))
             node.steps.append(think)
             node.score = 0.0
-            if think.kind != "think":
+            if think.kind != StepKind.THINK:
                 return node
             reflect = run.add(states.reflect(run))  # a format error leaves the score at 0
             node.steps.append(reflect)
@@ -136,7 +137,7 @@ class Beam:
             reason = stop_reason(run, e)  # as for any chain (`lifecycle`); its first call not fitting is raised
             if reason is None:
                 raise
-            if reason == "context_length":
+            if reason == StopReason.CONTEXT_LENGTH:
                 node.score = 0.0  # its path no longer fits the context window: a dead end, not the search's end
             else:
                 node.stopped = reason
@@ -158,7 +159,7 @@ class Beam:
         if indices:
             self.tree.trajectory.mark_abandoned(indices)
 
-    def expand(self, frontier: list[Node]) -> tuple[list[Node], str | None]:
+    def expand(self, frontier: list[Node]) -> tuple[list[Node], StopReason | None]:
         """Grow `branch` children of each frontier node, `parallel` at a time, within the budget."""
         parents = [(p, i == 0 and not self.sample_first and p.id not in self.expanded)
                    for p in frontier for i in range(self.branch)]
@@ -167,11 +168,11 @@ class Beam:
         while parents:
             size = min(self.ctx.parallel, len(parents), self.max_nodes - (len(self.nodes) - 1))
             if size <= 0:
-                return children, "limit"
+                return children, StopReason.LIMIT
             while size and (short := self.ctx.budget.exhausted(self.ctx.ledger, calls=2 * size)):
                 size -= 1
             if not size:
-                return children, f"budget_{short}"
+                return children, budget_stop(short)  # type: ignore[arg-type]  # size drops only while short
             batch = []
             for p, own in parents[:size]:
                 batch.append(Node(len(self.nodes), p, p.depth + 1, self._run(p, len(self.nodes), own)))
@@ -190,18 +191,18 @@ class Beam:
                 return children, stopped
         return children, None
 
-    def search(self) -> tuple[Node | None, str]:
+    def search(self) -> tuple[Node | None, StopReason]:
         """Run the beam to an accepted answer or a limit; the accepted node (if any) and the stop reason."""
         levels: list[list[Node]] = [[self.root]]
         while True:
             frontier, levels[-1] = levels[-1][: self.width], levels[-1][self.width:]
             if frontier[0].depth >= self.max_depth:
-                return None, "limit"
+                return None, StopReason.LIMIT
             children, reason = self.expand(frontier)
             accepted = [c for c in children if self.accepted(c)]
             if accepted:
                 best = max(accepted, key=lambda n: (n.candidate.verified is True, n.score))  # type: ignore[union-attr]
-                return best, "verified" if best.candidate.verified else "answered"  # type: ignore[union-attr]
+                return best, StopReason.VERIFIED if best.candidate.verified else StopReason.ANSWERED  # type: ignore[union-attr]
             self.abandon([c for c in children if not self.viable(c)])
             if reason is not None:
                 return None, reason
@@ -212,7 +213,7 @@ class Beam:
             self.abandon(frontier)  # a dead end: back off to the alternates of an earlier level
             self.backoffs += 1
             if self.backoffs > self.max_backoffs:
-                return None, "limit"
+                return None, StopReason.LIMIT
             while levels and not levels[-1]:
                 levels.pop()
             if not levels:
@@ -243,7 +244,7 @@ def solve(ctx: StrategyContext) -> Outcome:
         tree.candidates = [n.candidate for n in beam.nodes if n.candidate is not None]
         if node is not None and node.candidate is None:  # nothing proposed: read an answer from its steps
             for step in reversed(node.path()):
-                found = extract_answer(step.text, ctx.kind) if step.kind == "think" else None
+                found = extract_answer(step.text, ctx.kind) if step.kind == StepKind.THINK else None
                 if found is not None:
                     node.candidate = Candidate(found.text, found.normalized, node.score, None, 0)
                     break
@@ -253,6 +254,6 @@ def solve(ctx: StrategyContext) -> Outcome:
                "depth": max((n.depth for n in beam.nodes), default=0),
                "settings": {"width": beam.width, "branch": beam.branch, "max_depth": beam.max_depth,
                             "max_nodes": beam.max_nodes, "max_backoffs": beam.max_backoffs}}
-    return Outcome(answer=tree.final, stop_reason=tree.stop_reason or "error", runs=[tree],
+    return Outcome(answer=tree.final, stop_reason=tree.stop_reason or StopReason.ERROR, runs=[tree],
                    samples_used=len(beam.nodes) - 1, samples_allowed=beam.max_nodes, details=details,
                    error=tree.error)

@@ -32,6 +32,7 @@ from typing import Any
 
 from orchestrator.answers import group
 from orchestrator.errors import BudgetExceeded
+from orchestrator.kinds import StopReason, budget_stop
 from orchestrator.run import Run
 from orchestrator.strategies.base import Outcome, StrategyContext
 from orchestrator.strategies.options import BestOfNOptions
@@ -63,7 +64,7 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
     labels: list[str | None] = []
     scores: dict[str, float | None] = {}
     checks: dict[str, bool | None] = {}
-    spent: list[str] = []  # the budget ran out while scoring
+    spent: list[StopReason] = []  # the budget ran out while scoring
 
     def score(run: Run, label: str | None) -> None:
         if label is None or label in scores or spent or run.final is None:
@@ -75,16 +76,16 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
             elif method == "check":
                 checks[label] = scorer.check(run.final)
         except BudgetExceeded as e:
-            spent.append(f"budget_{e.reason}")
+            spent.append(budget_stop(e.reason))
 
-    def decide(run: Run) -> str | None:
+    def decide(run: Run) -> StopReason | None:
         label = group(run.final.normalized if run.final else None, seen, ctx.kind)
         labels.append(label)
         score(run, label)
         if label is not None and checks.get(label) is True:
-            return "verified"
+            return StopReason.VERIFIED
         if stop_on_verified and run.final is not None and run.final.verified:
-            return "verified"
+            return StopReason.VERIFIED
         return spent[0] if spent else None
 
     early = next((r for r in map(decide, prior) if r is not None), None)
@@ -114,8 +115,8 @@ def best_of_n(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (
     best = max(answered, key=rank) if answered else None
     chosen = runs[best].final if best is not None else None
     label = labels[best] if best is not None else None
-    if reason == "limit" and label is not None and (checks.get(label) or (chosen and chosen.verified)):
-        reason = "verified"
+    if reason == StopReason.LIMIT and label is not None and (checks.get(label) or (chosen and chosen.verified)):
+        reason = StopReason.VERIFIED
     details = {
         "scorer": method, "votes": dict(votes), "scores": scores, "checks": checks,
         "chosen_sample": runs[best].sample if best is not None else None,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.answers import group
+from orchestrator.kinds import StepKind, StopReason, is_budget
 from orchestrator.lifecycle import lifecycle
 from orchestrator.programs import run_program
 from orchestrator.run import Candidate, Run
@@ -62,7 +63,7 @@ def program_once(ctx: StrategyContext, sample: int, **overrides: Any) -> Run:
             instruction = run.render("program")
             for _ in range(2):
                 text, call = run.ask(instruction, "program", max_tokens=min(640, config.max_tokens_per_call))
-                step = Step(kind="program", text=text.strip(), instruction=instruction, calls=[call])
+                step = Step(kind=StepKind.PROGRAM, text=text.strip(), instruction=instruction, calls=[call])
                 found = run_program(run, step, text, "program")
                 if step.code is None:
                     step.error = "the reply had no ```python code block"
@@ -70,11 +71,11 @@ def program_once(ctx: StrategyContext, sample: int, **overrides: Any) -> Run:
                     step.answer, step.normalized = found.text, found.normalized
                     run.add(step)
                     run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
-                    run.stop("answered")
+                    run.stop(StopReason.ANSWERED)
                     return run
                 run.add(step)
                 instruction = run.render("program_error", error=step.error)
-            run.stop("no_answer")
+            run.stop(StopReason.NO_ANSWER)
     finally:
         sandbox.close()
     return run
@@ -142,12 +143,12 @@ def solve(ctx: StrategyContext) -> Outcome:
             return program_once(ctx, index, temperature=t, retry_temperature=t)
         return answer_once(ctx, index) if greedy else answer_once(ctx, index, temperature=temperature)
 
-    def decide(run: Run) -> str | None:
+    def decide(run: Run) -> StopReason | None:
         label = group(run.final.normalized if run.final else None, seen, ctx.kind)
         votes.append(Vote(label, plan[run.sample], run))
         if with_programs and len(votes) % 2:
             return None  # decide on whole rounds: the round's other solution may still change the lead
-        return "consensus" if settled(votes, o.margin) else None
+        return StopReason.CONSENSUS if settled(votes, o.margin) else None
 
     def wanted() -> int:
         return 2 if with_programs and len(votes) % 2 == 0 else 1  # a round's two solutions run together
@@ -170,7 +171,7 @@ def solve(ctx: StrategyContext) -> Outcome:
         "programs": with_programs,
     }
     stop = sampled.stop_reason  # consensus, limit (every round ran) or budget_<resource>
-    if answer is None and not stop.startswith("budget_"):
-        stop = "no_answer"
+    if answer is None and not is_budget(stop):
+        stop = StopReason.NO_ANSWER
     return Outcome(answer=answer, stop_reason=stop, runs=runs, samples_used=len(votes),
                    samples_allowed=len(plan), details=details)

@@ -17,8 +17,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from orchestrator.config import ReasonConfig
 from orchestrator.confidence import SCORES
+from orchestrator.config import ReasonConfig
 from orchestrator.errors import ConfigError
 from orchestrator.strategies.stopping import Rule, StopRule
 

@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.answers import extract_answer
 from orchestrator.config import ReasonConfig
 from orchestrator.errors import ContextLengthExceeded, ProviderError
+from orchestrator.kinds import StepKind, StopReason
 from orchestrator.ledger import call_bound
 from orchestrator.lifecycle import lifecycle
 from orchestrator.models.base import ChatModel, Completion, Message
@@ -34,12 +35,12 @@ def _seed(config: ReasonConfig, sample: int) -> int | None:
 def _answered(ctx: StrategyContext, run: Run, messages: list[Message], c: Completion) -> None:
     """Record completion `c` as the run's one step and read its answer; the run stops."""
     call = Call.from_completion(messages, c)
-    step = run.add(Step(kind="think", text=c.text.strip(), calls=[call]))
+    step = run.add(Step(kind=StepKind.THINK, text=c.text.strip(), calls=[call]))
     found = extract_answer(c.text, ctx.kind, strict=c.finish_reason == "length")  # cut off: stated only
     if found is not None:
         step.answer, step.normalized = found.text, found.normalized
         run.candidates.append(Candidate(found.text, found.normalized, None, None, 0))
-    run.stop("answered" if found is not None else "no_answer")
+    run.stop(StopReason.ANSWERED if found is not None else StopReason.NO_ANSWER)
 
 
 def answer_once(ctx: StrategyContext, sample: int = 0, **overrides: Any) -> Run:
@@ -125,4 +126,4 @@ def _draw(ctx: StrategyContext, runs: list[Run], samples: list[int], messages: l
 def solve(ctx: StrategyContext) -> Outcome:
     """One call; the answer is read from it with the same lenient parser every strategy uses."""
     run = answer_once(ctx)
-    return Outcome(answer=run.final, stop_reason=run.stop_reason or "error", runs=[run], error=run.error)
+    return Outcome(answer=run.final, stop_reason=run.stop_reason or StopReason.ERROR, runs=[run], error=run.error)

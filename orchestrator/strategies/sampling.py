@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import ContextLengthExceeded, ProviderError
+from orchestrator.kinds import StopReason, budget_stop, is_budget
 from orchestrator.lifecycle import describe
 from orchestrator.run import Run
 from orchestrator.strategies.base import StrategyContext
 from orchestrator.strategies.plain import WaveFailed
 from orchestrator.trajectory import Trajectory
 
-Decide = Callable[[Run], "str | None"]
+Decide = Callable[[Run], "StopReason | None"]
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Sampled:
     """The chains a sampling loop ran (in the order they finished) and why it stopped launching."""
 
     runs: list[Run] = field(default_factory=list)
-    stop_reason: str = "limit"
+    stop_reason: StopReason = StopReason.LIMIT
     errors: list[ProviderError] = field(default_factory=list)  # of the samples the provider failed
 
 
@@ -50,7 +51,7 @@ def failed_run(ctx: StrategyContext, index: int, error: ProviderError, **overrid
     config = ctx.config.model_copy(update=overrides) if overrides else ctx.config
     run = Run(question=ctx.question, kind=ctx.kind, model=ctx.model, config=config,
               trajectory=Trajectory(None, {"sample": index}), ledger=ctx.ledger, budget=ctx.budget, sample=index)
-    run.stop("error", describe(error))
+    run.stop(StopReason.ERROR, describe(error))
     run.finish()
     return run
 
@@ -173,17 +174,17 @@ def run_samples(
         queue[:0] = [index for index in group if index not in drawn]
         return sorted(runs, key=lambda r: r.sample)
 
-    def settle(run: Run) -> str | None:
+    def settle(run: Run) -> StopReason | None:
         out.runs.append(run)
         projection.finished += 1
         found = decide(run)  # every finished chain is decided on, a budget-stopped one included
-        if found is None and run.stop_reason and run.stop_reason.startswith("budget_"):
+        if found is None and is_budget(run.stop_reason):
             return run.stop_reason
         return found
 
-    def stop_launching(running: int) -> str | None:
+    def stop_launching(running: int) -> StopReason | None:
         resource = blocked(ctx, projection.cost(), running)
-        return f"budget_{resource}" if resource else None
+        return budget_stop(resource) if resource else None
 
     def room() -> int:
         return min(ctx.parallel, max(1, wanted())) if wanted else ctx.parallel
@@ -202,16 +203,16 @@ def run_samples(
         paid = affordable(ctx, projection.cost())
         return min(take, len(queue), max(1, paid - running()) if paid is not None else take)
 
-    reason: str | None = None
+    reason: StopReason | None = None
     if ctx.parallel == 1:
-        while queue and out.stop_reason == "limit":
+        while queue and out.stop_reason == StopReason.LIMIT:
             if (reason := stop_launching(0)) is not None:
                 out.stop_reason = reason
                 break
             group = queue[:size()]
             del queue[:len(group)]
             for run in landed(group, wave(group)):  # a wave's samples are all decided on: they were drawn
-                if (reason := settle(run)) is not None and out.stop_reason == "limit":
+                if (reason := settle(run)) is not None and out.stop_reason == StopReason.LIMIT:
                     out.stop_reason = reason
         return _checked(out)
 
@@ -240,7 +241,7 @@ def run_samples(
             if ctx.ledger.cancel is not None:
                 ctx.ledger.cancel.set()
             raise
-    out.stop_reason = reason or "limit"
+    out.stop_reason = reason or StopReason.LIMIT
     return _checked(out)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator import parsing
 from orchestrator.errors import ConfigError
+from orchestrator.kinds import StepKind, StopReason
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies.base import StrategyContext
 from orchestrator.trajectory import Step, Trajectory
@@ -25,7 +26,7 @@ def solution_text(run: Run, candidate: Candidate, limit: int = 4000) -> str:
     """The think steps of the attempt that produced `candidate` (the tail, if long)."""
     steps = run.trajectory.steps
     text = "\n\n".join(
-        s.text for s in steps if s.kind == "think" and s.attempt == candidate.attempt and not s.abandoned
+        s.text for s in steps if s.kind == StepKind.THINK and s.attempt == candidate.attempt and not s.abandoned
     )
     return text[-limit:] if text else f"Final answer: {candidate.answer}"
 
@@ -59,7 +60,7 @@ class Scorer:
         instruction = self.record.render("judge", solution=solution, answer=candidate.answer)
         text, call = self._scratch().ask(instruction, "judge", max_tokens=256)
         score = parsing.parse_reward(text)
-        self.record.add(Step(kind="judge", text=text.strip(), instruction=instruction, calls=[call],
+        self.record.add(Step(kind=StepKind.JUDGE, text=text.strip(), instruction=instruction, calls=[call],
                              reward=score, answer=candidate.answer, normalized=candidate.normalized))
         return score
 
@@ -70,7 +71,7 @@ class Scorer:
         instruction = self.record.render("check", answer=candidate.answer)
         text, call = self._scratch().ask(instruction, "check", max_tokens=512)
         blocks = extract_code_blocks(text)
-        step = Step(kind="check", text=text.strip(), instruction=instruction, calls=[call],
+        step = Step(kind=StepKind.CHECK, text=text.strip(), instruction=instruction, calls=[call],
                     answer=candidate.answer, normalized=candidate.normalized)
         if blocks and self.ctx.make_sandbox is not None:
             if self.sandbox is None:
@@ -90,6 +91,6 @@ class Scorer:
             self.sandbox.close()
         if self.method == "reward":
             return []
-        self.record.stop("scored")
+        self.record.stop(StopReason.SCORED)
         self.record.finish()
         return [self.record]

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from orchestrator.kinds import StopReason
+
 Label = str | None  # a group of answers that mean the same; None: the sample gave no answer
 Rule = Literal["beta", "window", "none"]
 
@@ -140,19 +142,19 @@ def needed(labels: Sequence[Label], rule: StopRule, more: int) -> int:
     return min(gain_from, more)
 
 
-def decide(labels: Sequence[Label], rule: StopRule, more: int, tokens_per_sample: float) -> str | None:
+def decide(labels: Sequence[Label], rule: StopRule, more: int, tokens_per_sample: float) -> StopReason | None:
     """Why to stop now: 'consensus' (the rule holds), 'min_gain' (more samples are not worth it), or None."""
     if consensus(labels, rule):
-        return "consensus"
+        return StopReason.CONSENSUS
     worth_asking = rule.min_gain > 0 and len(labels) >= rule.min_samples and more > 0 and majority(labels)
     if worth_asking and marginal_gain(labels, more, tokens_per_sample) < rule.min_gain:
-        return "min_gain"
+        return StopReason.MIN_GAIN
     return None
 
 
 def stop_point(
     labels: Sequence[Label], rule: StopRule, tokens: Sequence[float] | None = None, limit: int | None = None
-) -> tuple[int, str]:
+) -> tuple[int, StopReason]:
     """Replay `rule` on a sequence: how many samples it takes and why it stops ('limit' if it never does)."""
     limit = len(labels) if limit is None else min(limit, len(labels))
     spent = 0.0
@@ -161,4 +163,4 @@ def stop_point(
         reason = decide(labels[:n], rule, more=limit - n, tokens_per_sample=spent / n)
         if reason is not None:
             return n, reason
-    return limit, "limit"
+    return limit, StopReason.LIMIT

@@ -41,6 +41,7 @@ from typing import Any
 from orchestrator.answers import group
 from orchestrator.confidence import SCORES, combine
 from orchestrator.errors import ConfigError
+from orchestrator.kinds import StopReason
 from orchestrator.run import Candidate, Run
 from orchestrator.strategies import stopping
 from orchestrator.strategies.base import Outcome, StrategyContext
@@ -77,7 +78,7 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
     allowed = len(prior) + len(indices)
     why: dict[str, Any] = {}
 
-    def decide(run: Run) -> str | None:
+    def decide(run: Run) -> StopReason | None:
         labels.append(group(run.final.normalized if run.final else None, seen, ctx.kind))
         tokens.append(run_tokens(run))
         more = allowed - len(labels)
@@ -88,8 +89,8 @@ def vote(ctx: StrategyContext, indices: list[int], prior: Sequence[Run] = (),
         found = stopping.decide(labels, rule, more, sum(own) / len(own))
         if found is not None:
             if not why:  # samples still in flight when the rule held are counted, not re-decided
-                why.update(stopped_by=rule.rule if found == "consensus" else found, after=len(labels))
-            return "consensus"
+                why.update(stopped_by=rule.rule if found == StopReason.CONSENSUS else found, after=len(labels))
+            return StopReason.CONSENSUS
         return None
 
     speculate = ctx.options_as(VoteOptions).speculate
