@@ -97,7 +97,8 @@ class Step:
     def from_dict(cls, d: dict[str, Any]) -> Step:
         d = {k: v for k, v in d.items() if k not in ("tokens", "cost_usd", "type")}
         d["calls"] = [Call(**c) for c in d.get("calls", [])]
-        d["kind"] = StepKind(d["kind"])
+        if d["kind"] in StepKind._value2member_map_:  # a kind this version does not know is kept as written
+            d["kind"] = StepKind(d["kind"])
         return cls(**d)
 
 

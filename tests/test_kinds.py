@@ -56,3 +56,10 @@ def test_a_budget_stop_reads_budget_calls_on_disk(tmp_path):
     assert result.stop_reason is StopReason.BUDGET_CALLS and is_budget(result.stop_reason)
     end = json.loads(next(tmp_path.iterdir()).read_text(encoding="utf-8").splitlines()[-1])
     assert end["stop_reason"] == "budget_calls"
+
+
+def test_a_step_kind_this_version_does_not_know_still_loads():
+    from orchestrator.trajectory import Step
+
+    step = Step.from_dict({"kind": "observe", "text": "from an older or newer writer"})
+    assert step.kind == "observe" and Step.from_dict({"kind": "think", "text": ""}).kind is StepKind.THINK
